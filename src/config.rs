@@ -1,0 +1,447 @@
+//! Typed settings, read once from the environment.
+//!
+//! The variable names are the ones the Azure tutorial and App Service set (REFERENCE §1), so the
+//! tutorial's `az webapp config appsettings set` steps carry over unchanged.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+/// Azure Database for PostgreSQL flexible servers live under this domain; `DBHOST` is usually
+/// just the server name.
+pub const AZURE_POSTGRES_DOMAIN: &str = ".postgres.database.azure.com";
+
+/// A value that must never be printed: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is not valid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(
+        "PostgreSQL is only partly configured: {missing} must be set as well (set DBHOST, DBNAME and DBUSER, or DATABASE_URL; leave them all unset for the embedded SQLite database)"
+    )]
+    IncompletePostgres { missing: String },
+    #[error(
+        "DBPASS is not set: this release supports password authentication only, so set DBPASS (or put the password in DATABASE_URL)"
+    )]
+    MissingPassword,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where to listen. `PORT`/`WEBSITES_PORT` (App Service) bind all interfaces.
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
+    pub photos: PhotoSettings,
+    pub http: HttpSettings,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub enum DatabaseSettings {
+    /// The zero-setup default: one file, created on first run.
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres(PostgresSettings),
+}
+
+/// PostgreSQL connection settings, built in one place so the password can later be swapped for
+/// a token that changes (see `db::postgres_connect_options`).
+#[derive(Clone)]
+pub struct PostgresSettings {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub password: Option<Secret>,
+    pub ssl_mode: PgSslMode,
+}
+
+impl fmt::Debug for PostgresSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ssl_mode", &self.ssl_mode)
+            .finish()
+    }
+}
+
+impl PostgresSettings {
+    /// Parses a `postgres://user:pass@host:port/db?sslmode=...` URL.
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: redact_url_error(&e.to_string(), url),
+        })?;
+        // PgConnectOptions keeps the password private; read it from the URL itself.
+        let password = url_password(url);
+        Ok(Self {
+            host: options.get_host().to_owned(),
+            port: options.get_port(),
+            database: options
+                .get_database()
+                .unwrap_or(options.get_username())
+                .to_owned(),
+            user: options.get_username().to_owned(),
+            password,
+            ssl_mode: options.get_ssl_mode(),
+        })
+    }
+}
+
+fn redact_url_error(message: &str, url: &str) -> String {
+    match url_password(url) {
+        Some(password) if !password.expose().is_empty() => {
+            message.replace(password.expose(), "<redacted>")
+        }
+        _ => message.to_owned(),
+    }
+}
+
+/// The percent-decoded password of a `scheme://user:password@host/...` URL, if any.
+fn url_password(url: &str) -> Option<Secret> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let password = userinfo.split_once(':')?.1;
+    let decoded = percent_encoding::percent_decode_str(password)
+        .decode_utf8()
+        .ok()?;
+    Some(Secret::new(decoded.into_owned()))
+}
+
+#[derive(Debug, Clone)]
+pub enum PhotoSettings {
+    /// Photos as files in a local directory, served by the app itself.
+    Local { dir: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest accepted photo upload in bytes (`MAX_UPLOAD_BYTES`, default 8 MiB).
+    pub max_photo_bytes: u64,
+    /// When set, requests whose `Host` is not listed get 400 (`WEBSITE_HOSTNAME`, `ALLOWED_HOSTS`).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// How long a client may take to send its request headers.
+    pub header_read_timeout: Duration,
+    /// How long a request body may stall between two chunks.
+    pub body_idle_timeout: Duration,
+    /// Upper bound on a whole request, body upload included.
+    pub request_timeout: Duration,
+    /// How many photos are decoded and re-encoded at once (CPU and memory bound).
+    pub image_workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+pub const DEFAULT_MAX_PHOTO_BYTES: u64 = 8 * 1024 * 1024;
+
+impl Settings {
+    /// The zero-setup configuration: SQLite and photos under `data_dir`, localhost:8000.
+    pub fn local(data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir = data_dir.into();
+        Self {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8000),
+            database: DatabaseSettings::Sqlite {
+                path: data_dir.join("restaurant-review.sqlite3"),
+            },
+            photos: PhotoSettings::Local {
+                dir: data_dir.join("photos"),
+            },
+            http: HttpSettings {
+                max_photo_bytes: DEFAULT_MAX_PHOTO_BYTES,
+                allowed_hosts: None,
+                header_read_timeout: Duration::from_secs(10),
+                body_idle_timeout: Duration::from_secs(30),
+                request_timeout: Duration::from_secs(120),
+                image_workers: std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+                    .clamp(1, 4),
+            },
+            log_format: LogFormat::Pretty,
+        }
+    }
+
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Builds settings from a variable map (the process environment in production).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+
+        let data_dir = get("DATA_DIR").unwrap_or_else(|| "data".to_owned());
+        let mut settings = Self::local(&data_dir);
+
+        if let Some(port) = get("PORT").or_else(|| get("WEBSITES_PORT")) {
+            let port = port.parse::<u16>().map_err(|e| ConfigError::Invalid {
+                name: "PORT",
+                reason: e.to_string(),
+            })?;
+            settings.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port);
+        }
+        if let Some(addr) = get("BIND_ADDRESS") {
+            settings.listen =
+                addr.parse()
+                    .map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+                        name: "BIND_ADDRESS",
+                        reason: e.to_string(),
+                    })?;
+        }
+
+        settings.database = database_from_vars(&get, &data_dir)?;
+
+        if let Some(dir) = get("PHOTO_DIR") {
+            settings.photos = PhotoSettings::Local { dir: dir.into() };
+        }
+
+        if let Some(limit) = get("MAX_UPLOAD_BYTES") {
+            settings.http.max_photo_bytes = limit
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "MAX_UPLOAD_BYTES",
+                    reason: format!("{limit:?} is not a byte count of at least 1024"),
+                })?;
+        }
+
+        let mut hosts: Vec<String> = Vec::new();
+        if let Some(site) = get("WEBSITE_HOSTNAME") {
+            hosts.push(site.to_ascii_lowercase());
+        }
+        if let Some(list) = get("ALLOWED_HOSTS") {
+            hosts.extend(
+                list.split(',')
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty()),
+            );
+        }
+        if !hosts.is_empty() && !hosts.iter().any(|h| h == "*") {
+            settings.http.allowed_hosts = Some(hosts);
+        }
+
+        settings.log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("pretty") | Some("text") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    reason: format!("{other:?} is neither \"pretty\" nor \"json\""),
+                });
+            }
+        };
+
+        Ok(settings)
+    }
+}
+
+fn database_from_vars(
+    get: &dyn Fn(&str) -> Option<String>,
+    data_dir: &str,
+) -> Result<DatabaseSettings, ConfigError> {
+    if let Some(url) = get("DATABASE_URL") {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            return Ok(DatabaseSettings::Sqlite { path: path.into() });
+        }
+        let settings = PostgresSettings::from_url(&url)?;
+        if settings.password.is_none() {
+            return Err(ConfigError::MissingPassword);
+        }
+        return Ok(DatabaseSettings::Postgres(settings));
+    }
+
+    let host = get("DBHOST");
+    let name = get("DBNAME");
+    let user = get("DBUSER");
+    if host.is_none() && name.is_none() && user.is_none() {
+        return Ok(DatabaseSettings::Sqlite {
+            path: PathBuf::from(data_dir).join("restaurant-review.sqlite3"),
+        });
+    }
+    let missing: Vec<&str> = [("DBHOST", &host), ("DBNAME", &name), ("DBUSER", &user)]
+        .into_iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| k)
+        .collect();
+    let (Some(host), Some(database), Some(user)) = (host, name, user) else {
+        return Err(ConfigError::IncompletePostgres {
+            missing: missing.join(", "),
+        });
+    };
+    let password = get("DBPASS").map(Secret::new);
+    if password.is_none() {
+        return Err(ConfigError::MissingPassword);
+    }
+    let host = postgres_host(&host);
+    let ssl_mode = match get("DBSSLMODE") {
+        Some(mode) => PgSslMode::from_str(&mode).map_err(|e| ConfigError::Invalid {
+            name: "DBSSLMODE",
+            reason: e.to_string(),
+        })?,
+        // Azure requires TLS; verify the certificate there. Elsewhere use TLS when offered.
+        None if host.ends_with(AZURE_POSTGRES_DOMAIN) => PgSslMode::VerifyFull,
+        None => PgSslMode::Prefer,
+    };
+    let port = match get("DBPORT") {
+        Some(port) => port
+            .parse()
+            .map_err(|e: std::num::ParseIntError| ConfigError::Invalid {
+                name: "DBPORT",
+                reason: e.to_string(),
+            })?,
+        None => 5432,
+    };
+    Ok(DatabaseSettings::Postgres(PostgresSettings {
+        host,
+        port,
+        database,
+        user,
+        password,
+        ssl_mode,
+    }))
+}
+
+/// `DBHOST` as the tutorial sets it is the server name (`my-server`); a value that is already a
+/// host name or address (`localhost`, `10.0.0.4`, `db.example.com`) is used as it is.
+pub fn postgres_host(dbhost: &str) -> String {
+    let dbhost = dbhost.trim();
+    if dbhost.contains('.') || dbhost.contains(':') || dbhost.eq_ignore_ascii_case("localhost") {
+        dbhost.to_owned()
+    } else {
+        format!("{dbhost}{AZURE_POSTGRES_DOMAIN}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_variables_means_sqlite_under_data_on_localhost_8000() {
+        let s = Settings::from_vars(&vars(&[])).unwrap();
+        assert!(
+            matches!(s.database, DatabaseSettings::Sqlite { ref path } if path.ends_with("data/restaurant-review.sqlite3"))
+        );
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8000");
+        assert!(s.http.allowed_hosts.is_none());
+    }
+
+    #[test]
+    fn app_service_port_binds_all_interfaces() {
+        let s = Settings::from_vars(&vars(&[("WEBSITES_PORT", "8181")])).unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8181");
+    }
+
+    #[test]
+    fn tutorial_dbhost_is_expanded_to_the_azure_domain_with_verified_tls() {
+        let s = Settings::from_vars(&vars(&[
+            ("DBHOST", "my-server"),
+            ("DBNAME", "restaurant"),
+            ("DBUSER", "my-identity"),
+            ("DBPASS", "hunter2"),
+        ]))
+        .unwrap();
+        let DatabaseSettings::Postgres(pg) = s.database else {
+            panic!("expected PostgreSQL")
+        };
+        assert_eq!(pg.host, "my-server.postgres.database.azure.com");
+        assert!(matches!(pg.ssl_mode, PgSslMode::VerifyFull));
+        assert!(!format!("{pg:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_host_name_in_dbhost_is_used_as_is() {
+        assert_eq!(postgres_host("localhost"), "localhost");
+        assert_eq!(postgres_host("127.0.0.1"), "127.0.0.1");
+        assert_eq!(postgres_host("db.internal.example"), "db.internal.example");
+    }
+
+    #[test]
+    fn partial_postgres_settings_name_what_is_missing() {
+        let err = Settings::from_vars(&vars(&[("DBHOST", "x")])).unwrap_err();
+        assert!(err.to_string().contains("DBNAME, DBUSER"), "{err}");
+    }
+
+    #[test]
+    fn database_url_password_is_kept_secret() {
+        let s = Settings::from_vars(&vars(&[(
+            "DATABASE_URL",
+            "postgres://app:s%40cret@127.0.0.1:5432/restaurant",
+        )]))
+        .unwrap();
+        let DatabaseSettings::Postgres(pg) = s.database else {
+            panic!("expected PostgreSQL")
+        };
+        assert_eq!(pg.password.as_ref().unwrap().expose(), "s@cret");
+        assert_eq!(pg.database, "restaurant");
+        assert!(!format!("{pg:?}").contains("cret"));
+    }
+
+    #[test]
+    fn website_hostname_and_allowed_hosts_form_the_allowlist() {
+        let s = Settings::from_vars(&vars(&[
+            ("WEBSITE_HOSTNAME", "MyApp.azurewebsites.net"),
+            ("ALLOWED_HOSTS", "example.com, .example.org"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            s.http.allowed_hosts.unwrap(),
+            vec!["myapp.azurewebsites.net", "example.com", ".example.org"]
+        );
+    }
+
+    #[test]
+    fn an_invalid_upload_limit_is_a_clear_error() {
+        let err = Settings::from_vars(&vars(&[("MAX_UPLOAD_BYTES", "lots")])).unwrap_err();
+        assert!(err.to_string().contains("MAX_UPLOAD_BYTES"));
+    }
+}

@@ -1,0 +1,174 @@
+//! Builds the application from [`Settings`] and serves it.
+//!
+//! The accept loop is hyper-util's rather than `axum::serve` because the latter cannot set a
+//! header-read timeout, and a client that trickles its headers must not hold a connection
+//! forever.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::config::{PhotoSettings, Settings};
+use crate::db::{Database, DbError};
+use crate::photos::local::LocalPhotoStore;
+use crate::photos::{ImageWorkers, PhotoLimits, SharedPhotoStore, StoreError};
+use crate::web::{self, AppState};
+
+/// How long in-flight requests get to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("the database is not usable")]
+    Database(#[from] DbError),
+    #[error("photo storage is not usable")]
+    Photos(#[from] StoreError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    db: Database,
+    photos: SharedPhotoStore,
+    header_read_timeout: Duration,
+}
+
+impl Application {
+    /// Connects to the database (running migrations), checks photo storage and binds the
+    /// listener. Port 0 picks a free port; see [`Application::local_addr`].
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let db = Database::connect(&settings.database).await?;
+        let photos: SharedPhotoStore = match &settings.photos {
+            PhotoSettings::Local { dir } => Arc::new(LocalPhotoStore::new(dir.clone())),
+        };
+        photos.check().await?;
+        tracing::info!(store = ?photos, "photo storage ready");
+
+        let state = AppState {
+            db: db.clone(),
+            photos: photos.clone(),
+            workers: ImageWorkers::new(settings.http.image_workers),
+            photo_limits: PhotoLimits::new(settings.http.max_photo_bytes),
+        };
+        let router = web::router(state, &settings.http);
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen,
+            source,
+        })?;
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+            db,
+            photos,
+            header_read_timeout: settings.http.header_read_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn photos(&self) -> &SharedPhotoStore {
+        &self.photos
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then drains connections gracefully.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()>) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        builder.http2().timer(TokioTimer::new());
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, _peer) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(error) => {
+                            // Usually running out of file descriptors: back off instead of spinning.
+                            tracing::warn!(%error, "accepting a connection failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    };
+                    let service = TowerToHyperService::new(self.router.clone());
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let connection = graceful.watch(connection);
+                    tokio::spawn(async move {
+                        if let Err(error) = connection.await {
+                            tracing::debug!(error = %error, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+
+        drop(self.listener);
+        tracing::info!("shutting down: finishing in-flight requests");
+        tokio::select! {
+            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("gave up waiting for connections to close"),
+        }
+        self.db.close().await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received Ctrl-C"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

@@ -1,0 +1,189 @@
+//! HTTP: routes, templates, forms, errors and the protections around them.
+
+pub mod assets;
+pub mod error;
+pub mod forms;
+pub mod pages;
+pub mod security;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::map_request_body::MapRequestBodyLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::HttpSettings;
+use crate::db::Database;
+use crate::photos::{ImageWorkers, PhotoLimits, PhotoName, SharedPhotoStore, local};
+use error::{AppError, error_page};
+use forms::FORM_OVERHEAD_BYTES;
+
+/// What every handler can reach. Everything here is either a pool or immutable, so any number
+/// of instances can run side by side behind a load balancer.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub photos: SharedPhotoStore,
+    pub workers: ImageWorkers,
+    pub photo_limits: PhotoLimits,
+}
+
+/// The URL-encoded restaurant form is tiny; anything much larger is not a browser's doing.
+const RESTAURANT_FORM_LIMIT: usize = 64 * 1024;
+
+pub fn router(state: AppState, http: &HttpSettings) -> Router {
+    let review_body_limit =
+        usize::try_from(state.photo_limits.max_bytes + FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX);
+    let allowed_hosts = Arc::new(http.allowed_hosts.clone());
+    let x_request_id = HeaderName::from_static("x-request-id");
+
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/create", get(pages::create_form))
+        .route(
+            "/add",
+            post(pages::add_restaurant).layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT)),
+        )
+        .route("/{id}/", get(pages::details))
+        .route("/{id}", get(pages::details_without_slash))
+        .route(
+            "/review/{id}",
+            post(pages::add_review).layer(DefaultBodyLimit::max(review_body_limit)),
+        )
+        .route("/health", get(health))
+        .route("/static/{name}", get(assets::static_asset))
+        .route(&format!("{}{{*key}}", local::URL_PREFIX), get(photo))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        // Layers listed first run first on the way in.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                        // The path only: query strings may carry tokens (SAS) in later setups.
+                        let request_id = request
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id,
+                        )
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(x_request_id))
+                .layer(middleware::from_fn(close_after_refused_upload))
+                .layer(CatchPanicLayer::custom(|_panic| {
+                    tracing::error!("a request handler panicked");
+                    error_page(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Something went wrong",
+                        "Sorry, something went wrong on our side. Nothing was saved; please try again.",
+                    )
+                }))
+                .layer(security_header(header::CONTENT_SECURITY_POLICY, security::CONTENT_SECURITY_POLICY))
+                .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(security_header(header::REFERRER_POLICY, "same-origin"))
+                .layer(middleware::from_fn_with_state(allowed_hosts, security::enforce_allowed_hosts))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    http.request_timeout,
+                ))
+                .layer(RequestBodyTimeoutLayer::new(http.body_idle_timeout))
+                .layer(MapRequestBodyLayer::new(axum::body::Body::new))
+                .layer(security::cross_origin_layer())
+                .layer(middleware::from_fn(security::csrf_token)),
+        )
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// A refused POST may not have had its body read (an oversized upload is refused from its
+/// `Content-Length`); hyper then closes the connection, so say so, or an HTTP/1.1 client
+/// would reuse it for its next request and fail.
+async fn close_after_refused_upload(request: Request, next: Next) -> Response {
+    let closes = request.method() == Method::POST && request.version() <= Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if closes && (response.status().is_client_error() || response.status().is_server_error()) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+async fn not_found() -> Response {
+    AppError::NotFound.into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    error_page(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "This address does not accept that kind of request.",
+    )
+}
+
+/// 200 when the database answers, 503 otherwise; never cached.
+async fn health(State(app): State<AppState>) -> Response {
+    let probe = tokio::time::timeout(Duration::from_secs(5), app.db.ping()).await;
+    let (status, database) = match probe {
+        Ok(Ok(())) => (StatusCode::OK, "ok"),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %crate::error_chain(&error), "health check: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+        Err(_) => {
+            tracing::warn!("health check: database did not answer within 5 s");
+            (StatusCode::SERVICE_UNAVAILABLE, "timeout")
+        }
+    };
+    let body = json!({
+        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
+        "database": database,
+    });
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// Serves a photo from the local store; names are server-generated and never change, so they
+/// may be cached for a year.
+async fn photo(State(app): State<AppState>, Path(key): Path<String>) -> Result<Response, AppError> {
+    let name = key.strip_prefix("thumbs/").unwrap_or(&key);
+    if PhotoName::parse(name).is_none() {
+        return Err(AppError::NotFound);
+    }
+    let stored = app.photos.get(&key).await?.ok_or(AppError::NotFound)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, stored.content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        stored.bytes,
+    )
+        .into_response())
+}

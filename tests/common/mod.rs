@@ -1,0 +1,335 @@
+//! Test harness: spawns the real application on port 0 against a fresh SQLite file or a fresh
+//! PostgreSQL database, and talks to it over HTTP like a browser would.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, Response, StatusCode};
+use restaurant_review::config::{DatabaseSettings, PostgresSettings, Settings};
+use restaurant_review::db::Database;
+use restaurant_review::startup::Application;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PHONE_PHOTO: &[u8] = include_bytes!("../fixtures/phone-photo.jpg");
+
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each scenario against both backends: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($app:ident: &TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn scenario($app: &TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite is always available");
+                    scenario(&app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                        scenario(&app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+
+fn admin_options() -> PgConnectOptions {
+    let url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    PgConnectOptions::from_str(&url).expect("TEST_POSTGRES_URL is a valid PostgreSQL URL")
+}
+
+/// A database created for one test and dropped after it.
+struct PgTestDatabase {
+    name: String,
+}
+
+impl PgTestDatabase {
+    /// `None` when no PostgreSQL is reachable on a developer machine (the test is skipped with a
+    /// printed reason); in CI (`CI=true`) an unreachable PostgreSQL fails the test loudly.
+    async fn create() -> Option<(Self, PostgresSettings)> {
+        let admin = admin_options();
+        let connect =
+            tokio::time::timeout(Duration::from_secs(5), PgConnection::connect_with(&admin)).await;
+        let mut conn = match connect {
+            Ok(Ok(conn)) => conn,
+            outcome => {
+                let reason = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "timed out after 5 s".to_owned(),
+                };
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!(
+                        "PostgreSQL is required in CI but {}:{} is unreachable: {reason}",
+                        admin.get_host(),
+                        admin.get_port()
+                    );
+                }
+                eprintln!(
+                    "SKIPPED: no PostgreSQL at {}:{} ({reason}); set TEST_POSTGRES_URL or start PostgreSQL to run this test",
+                    admin.get_host(),
+                    admin.get_port()
+                );
+                return None;
+            }
+        };
+        let name = format!("rr_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("creating a test database");
+        conn.close().await.ok();
+        let settings = PostgresSettings {
+            host: admin.get_host().to_owned(),
+            port: admin.get_port(),
+            database: name.clone(),
+            user: admin.get_username().to_owned(),
+            password: std::env::var("TEST_POSTGRES_PASSWORD")
+                .ok()
+                .map(restaurant_review::config::Secret::new),
+            ssl_mode: PgSslMode::Prefer,
+        };
+        Some((Self { name }, settings))
+    }
+}
+
+impl Drop for PgTestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect_with(&admin_options()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: Client,
+    pub db: Database,
+    pub photo_dir: PathBuf,
+    pub backend: Backend,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _data_dir: TempDir,
+    _pg: Option<PgTestDatabase>,
+}
+
+static TRACING: Once = Once::new();
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns the app with test defaults adjusted by `customize`.
+    pub async fn spawn_with(
+        backend: Backend,
+        customize: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
+        TRACING.call_once(|| {
+            if std::env::var("TEST_LOG").is_ok() {
+                restaurant_review::telemetry::init(restaurant_review::config::LogFormat::Pretty);
+            }
+        });
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings::local(data_dir.path());
+        settings.listen = "127.0.0.1:0".parse().unwrap();
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let (db, pg_settings) = PgTestDatabase::create().await?;
+                settings.database = DatabaseSettings::Postgres(pg_settings);
+                Some(db)
+            }
+        };
+        customize(&mut settings);
+        let photo_dir = match &settings.photos {
+            restaurant_review::config::PhotoSettings::Local { dir } => dir.clone(),
+        };
+        let app = Application::build(settings)
+            .await
+            .expect("the application starts");
+        let address = format!("http://{}", app.local_addr());
+        let db = app.database().clone();
+        let (tx, rx) = oneshot::channel();
+        let server = tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        let client = Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Some(Self {
+            address,
+            client,
+            db,
+            photo_dir,
+            backend,
+            shutdown: Some(tx),
+            server: Some(server),
+            _data_dir: data_dir,
+            _pg: pg,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET succeeds")
+    }
+
+    pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        let status = response.status();
+        (status, response.text().await.unwrap())
+    }
+
+    /// Loads a page and returns the CSRF token its form carries (the cookie is kept by the client).
+    pub async fn csrf_token(&self, path: &str) -> String {
+        let (status, html) = self.get_text(path).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}");
+        extract_csrf(&html).expect("the page has a CSRF field")
+    }
+
+    pub async fn post_restaurant_form(&self, fields: &[(&str, &str)]) -> Response {
+        let token = self.csrf_token("/create").await;
+        let mut all: Vec<(&str, &str)> = vec![("csrfmiddlewaretoken", &token)];
+        all.extend_from_slice(fields);
+        self.client
+            .post(self.url("/add"))
+            .form(&all)
+            .send()
+            .await
+            .expect("POST /add")
+    }
+
+    /// Adds a restaurant through the form and returns its id.
+    pub async fn create_restaurant(&self, name: &str) -> i64 {
+        let response = self
+            .post_restaurant_form(&[
+                ("restaurant_name", name),
+                ("street_address", "1 Main Street"),
+                ("description", "A test restaurant."),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        location
+            .trim_matches('/')
+            .parse()
+            .expect("redirect to /<id>/")
+    }
+
+    /// A review form as the page builds it: token first, then the fields.
+    pub async fn review_form(&self, restaurant: i64, fields: &[(&str, &str)]) -> Form {
+        let token = self.csrf_token(&format!("/{restaurant}/")).await;
+        let mut form = Form::new().text("csrfmiddlewaretoken", token);
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        form
+    }
+
+    pub async fn post_review(&self, restaurant: i64, form: Form) -> Response {
+        self.client
+            .post(self.url(&format!("/review/{restaurant}")))
+            .multipart(form)
+            .send()
+            .await
+            .expect("POST /review")
+    }
+
+    pub async fn review_count(&self) -> i64 {
+        self.db.review_total().await.unwrap()
+    }
+
+    pub async fn restaurant_count(&self) -> i64 {
+        self.db.restaurant_total().await.unwrap()
+    }
+
+    /// Files in the photo directory (both renditions), excluding the write-check leftovers.
+    pub fn stored_photo_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for dir in [self.photo_dir.clone(), self.photo_dir.join("thumbs")] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                files.extend(
+                    entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_file()),
+                );
+            }
+        }
+        files
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+pub fn extract_csrf(html: &str) -> Option<String> {
+    let marker = "name=\"csrfmiddlewaretoken\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_owned())
+}
+
+pub fn photo_part(bytes: &[u8], file_name: &str, mime: &str) -> Part {
+    Part::bytes(bytes.to_vec())
+        .file_name(file_name.to_owned())
+        .mime_str(mime)
+        .unwrap()
+}
+
+/// A table row for refused form input: (case, fields sent, message expected on the page).
+pub type FieldCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
