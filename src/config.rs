@@ -44,10 +44,8 @@ pub enum ConfigError {
         "PostgreSQL is only partly configured: {missing} must be set as well (set DBHOST, DBNAME and DBUSER, or DATABASE_URL; leave them all unset for the embedded SQLite database)"
     )]
     IncompletePostgres { missing: String },
-    #[error(
-        "DBPASS is not set: this release supports password authentication only, so set DBPASS (or put the password in DATABASE_URL)"
-    )]
-    MissingPassword,
+    #[error("AZURE_POSTGRESQL_CONNECTIONSTRING is not valid: {0}")]
+    ConnectionString(String),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +56,38 @@ pub struct Settings {
     pub photos: PhotoSettings,
     pub http: HttpSettings,
     pub log_format: LogFormat,
+    /// The variables Azure credentials read (`AZURE_*`, `IDENTITY_*`, `MSI_*`), for choosing one.
+    pub azure: AzureEnvironment,
+}
+
+/// The Azure identity variables, kept for credential selection. `Debug` shows names only.
+#[derive(Clone, Default)]
+pub struct AzureEnvironment {
+    pub vars: HashMap<String, String>,
+}
+
+impl fmt::Debug for AzureEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("AzureEnvironment")
+            .field("set", &names)
+            .finish()
+    }
+}
+
+impl AzureEnvironment {
+    fn from_vars(vars: &HashMap<String, String>) -> Self {
+        Self {
+            vars: vars
+                .iter()
+                .filter(|(k, _)| {
+                    k.starts_with("AZURE_") || k.starts_with("IDENTITY_") || k.starts_with("MSI_")
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,17 +99,22 @@ pub enum DatabaseSettings {
     Postgres(PostgresSettings),
 }
 
-/// PostgreSQL connection settings, built in one place so the password can later be swapped for
-/// a token that changes (see `db::postgres_connect_options`).
+/// PostgreSQL connection settings. Without a password the app signs in with a Microsoft Entra
+/// token for its identity, which `db::postgres_connect_options` swaps in as the password.
 #[derive(Clone)]
 pub struct PostgresSettings {
     pub host: String,
     pub port: u16,
     pub database: String,
     pub user: String,
+    /// `None` means Entra token authentication.
     pub password: Option<Secret>,
     pub ssl_mode: PgSslMode,
+    /// Pool connections older than this are closed and reopened (with a current token).
+    pub max_connection_lifetime: Duration,
 }
+
+pub const DEFAULT_MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 impl fmt::Debug for PostgresSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,6 +125,7 @@ impl fmt::Debug for PostgresSettings {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ssl_mode", &self.ssl_mode)
+            .field("max_connection_lifetime", &self.max_connection_lifetime)
             .finish()
     }
 }
@@ -113,7 +149,86 @@ impl PostgresSettings {
             user: options.get_username().to_owned(),
             password,
             ssl_mode: options.get_ssl_mode(),
+            max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
         })
+    }
+
+    /// Parses Service Connector's libpq `key=value` string (no password: Entra auth), e.g.
+    /// `host=srv.postgres.database.azure.com port=5432 dbname=restaurant user=app sslmode=require`.
+    pub fn from_connection_string(text: &str) -> Result<Self, ConfigError> {
+        let mut pairs = HashMap::new();
+        for (key, value) in libpq_pairs(text)? {
+            pairs.insert(key, value);
+        }
+        let take = |key: &str| pairs.get(key).cloned();
+        let missing = |key: &str| ConfigError::ConnectionString(format!("it has no {key}"));
+        let host = postgres_host(&take("host").ok_or_else(|| missing("host"))?);
+        let ssl_mode = match take("sslmode") {
+            // `require` from Service Connector: verify the certificate as well on Azure.
+            Some(mode) if mode == "require" && host.ends_with(AZURE_POSTGRES_DOMAIN) => {
+                PgSslMode::VerifyFull
+            }
+            Some(mode) => PgSslMode::from_str(&mode)
+                .map_err(|e| ConfigError::ConnectionString(e.to_string()))?,
+            None if host.ends_with(AZURE_POSTGRES_DOMAIN) => PgSslMode::VerifyFull,
+            None => PgSslMode::Prefer,
+        };
+        Ok(Self {
+            port: match take("port") {
+                Some(port) => port.parse().map_err(|_| {
+                    ConfigError::ConnectionString(format!("port {port:?} is not a number"))
+                })?,
+                None => 5432,
+            },
+            database: take("dbname").ok_or_else(|| missing("dbname"))?,
+            user: take("user").ok_or_else(|| missing("user"))?,
+            password: take("password").filter(|p| !p.is_empty()).map(Secret::new),
+            host,
+            ssl_mode,
+            max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
+        })
+    }
+}
+
+/// Splits a libpq connection string into pairs; values may be single-quoted with `\'` escapes.
+fn libpq_pairs(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut pairs = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Ok(pairs);
+        }
+        let key: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(ConfigError::ConnectionString(format!(
+                "expected key=value at {key:?}"
+            )));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => value.extend(chars.next()),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(ConfigError::ConnectionString("unterminated quote".into())),
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| !c.is_whitespace())));
+        }
+        pairs.push((key, value));
     }
 }
 
@@ -192,6 +307,7 @@ impl Settings {
                     .clamp(1, 4),
             },
             log_format: LogFormat::Pretty,
+            azure: AzureEnvironment::default(),
         }
     }
 
@@ -228,6 +344,7 @@ impl Settings {
         }
 
         settings.database = database_from_vars(&get, &data_dir)?;
+        settings.azure = AzureEnvironment::from_vars(vars);
 
         if let Some(dir) = get("PHOTO_DIR") {
             settings.photos = PhotoSettings::Local { dir: dir.into() };
@@ -285,10 +402,13 @@ fn database_from_vars(
         {
             return Ok(DatabaseSettings::Sqlite { path: path.into() });
         }
-        let settings = PostgresSettings::from_url(&url)?;
-        if settings.password.is_none() {
-            return Err(ConfigError::MissingPassword);
-        }
+        let mut settings = PostgresSettings::from_url(&url)?;
+        settings.max_connection_lifetime = connection_lifetime(get)?;
+        return Ok(DatabaseSettings::Postgres(settings));
+    }
+    if let Some(text) = get("AZURE_POSTGRESQL_CONNECTIONSTRING") {
+        let mut settings = PostgresSettings::from_connection_string(&text)?;
+        settings.max_connection_lifetime = connection_lifetime(get)?;
         return Ok(DatabaseSettings::Postgres(settings));
     }
 
@@ -310,10 +430,8 @@ fn database_from_vars(
             missing: missing.join(", "),
         });
     };
+    // Without DBPASS the app signs in with its identity's Entra token, as the tutorial does.
     let password = get("DBPASS").map(Secret::new);
-    if password.is_none() {
-        return Err(ConfigError::MissingPassword);
-    }
     let host = postgres_host(&host);
     let ssl_mode = match get("DBSSLMODE") {
         Some(mode) => PgSslMode::from_str(&mode).map_err(|e| ConfigError::Invalid {
@@ -340,7 +458,24 @@ fn database_from_vars(
         user,
         password,
         ssl_mode,
+        max_connection_lifetime: connection_lifetime(get)?,
     }))
+}
+
+/// `DB_CONNECTION_MAX_LIFETIME` in seconds (default 30 minutes).
+fn connection_lifetime(get: &dyn Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    match get("DB_CONNECTION_MAX_LIFETIME") {
+        None => Ok(DEFAULT_MAX_CONNECTION_LIFETIME),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s >= 1)
+            .map(Duration::from_secs)
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "DB_CONNECTION_MAX_LIFETIME",
+                reason: format!("{text:?} is not a number of seconds"),
+            }),
+    }
 }
 
 /// `DBHOST` as the tutorial sets it is the server name (`my-server`); a value that is already a
@@ -437,6 +572,42 @@ mod tests {
             s.http.allowed_hosts.unwrap(),
             vec!["myapp.azurewebsites.net", "example.com", ".example.org"]
         );
+    }
+
+    #[test]
+    fn tutorial_settings_without_dbpass_mean_entra_token_auth() {
+        let s = Settings::from_vars(&vars(&[
+            ("DBHOST", "my-server"),
+            ("DBNAME", "restaurant"),
+            ("DBUSER", "my-identity"),
+            ("AZURE_CLIENT_ID", "abc"),
+            ("IDENTITY_HEADER", "do-not-print"),
+        ]))
+        .unwrap();
+        let DatabaseSettings::Postgres(pg) = s.database else {
+            panic!("expected PostgreSQL")
+        };
+        assert!(pg.password.is_none());
+        assert_eq!(s.azure.vars["AZURE_CLIENT_ID"], "abc");
+        assert!(!format!("{:?}", s.azure).contains("do-not-print"));
+    }
+
+    #[test]
+    fn service_connector_connection_string_is_understood() {
+        let s = Settings::from_vars(&vars(&[(
+            "AZURE_POSTGRESQL_CONNECTIONSTRING",
+            "host=srv.postgres.database.azure.com port=5432 dbname=restaurant user='my identity' sslmode=require",
+        )]))
+        .unwrap();
+        let DatabaseSettings::Postgres(pg) = s.database else {
+            panic!("expected PostgreSQL")
+        };
+        assert_eq!(pg.host, "srv.postgres.database.azure.com");
+        assert_eq!(pg.user, "my identity");
+        assert_eq!(pg.database, "restaurant");
+        assert!(pg.password.is_none());
+        assert!(matches!(pg.ssl_mode, PgSslMode::VerifyFull));
+        assert!(PostgresSettings::from_connection_string("host=x dbname").is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Persistence for restaurants and reviews on SQLite (the zero-setup default) or PostgreSQL.
 //!
-//! Each query is written once and compiled for both drivers by [`on_pool!`]: sqlx's query
+//! Each query is written once and compiled for both drivers by [`on_conn!`]: sqlx's query
 //! builders are generic over the database, and both accept `$N` placeholders and `RETURNING`.
 
 use std::str::FromStr;
@@ -12,10 +12,17 @@ use time::OffsetDateTime;
 
 use crate::config::{DatabaseSettings, PostgresSettings};
 use crate::domain::{NewRestaurant, NewReview, RatingSummary, RestaurantId};
+use crate::identity::{TokenError, TokenSource};
 use crate::photos::PhotoName;
+
+/// The scope of Azure Database for PostgreSQL's Entra tokens.
+pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long startup keeps retrying a transient failure to get the first token.
+const FIRST_TOKEN_PATIENCE: Duration = Duration::from_secs(70);
 
 /// How long a request waits for a pool connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,17 +45,52 @@ pub enum DbError {
     },
     #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error(
+        "the role \"{user}\" may not create tables in database \"{database}\" (PostgreSQL 15 and later give new roles no CREATE on schema public); as the server's administrator run: GRANT CREATE ON SCHEMA public TO \"{user}\";"
+    )]
+    MigrationPrivileges {
+        user: String,
+        database: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("no token to sign in to PostgreSQL with")]
+    Token(#[source] TokenError),
 }
 
 impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
+        let refused =
+            matches!(&error, sqlx::Error::Database(e) if is_connect_refusal(e.code().as_deref()));
         match error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => DbError::Unavailable(error),
+            error if refused => DbError::Unavailable(error),
             other => DbError::Query(other),
         }
+    }
+}
+
+/// SQLSTATEs with which a server refuses a connection: bad password or expired token (28P01,
+/// 28000), starting up or shutting down (57P03), too many connections (53300).
+fn is_connect_refusal(code: Option<&str>) -> bool {
+    matches!(code, Some("28P01" | "28000" | "57P03" | "53300"))
+}
+
+/// A pooled connection. A login refused because the token changed while it was being made is
+/// retried once, with the pool's current options.
+async fn acquire<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
+    match pool.acquire().await {
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("28P01" | "28000")) => {
+            tracing::debug!("login refused; retrying once with the current token");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            pool.acquire().await
+        }
+        other => other,
     }
 }
 
@@ -59,12 +101,19 @@ pub enum Database {
     Postgres(PgPool),
 }
 
-/// Runs the same body against either pool; `$pool` is bound to the concrete pool type.
-macro_rules! on_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
+/// Runs the same body against either backend with one pooled connection; `$conn` is bound to
+/// the concrete `PoolConnection` (use it as `&mut *$conn`).
+macro_rules! on_conn {
+    ($db:expr, $conn:ident => $body:expr) => {
         match $db {
-            Database::Sqlite($pool) => $body,
-            Database::Postgres($pool) => $body,
+            Database::Sqlite(pool) => {
+                let mut $conn = acquire(pool).await?;
+                $body
+            }
+            Database::Postgres(pool) => {
+                let mut $conn = acquire(pool).await?;
+                $body
+            }
         }
     };
 }
@@ -90,8 +139,13 @@ pub fn postgres_connect_options(
 
 impl Database {
     /// Opens the configured database (creating the SQLite file on first run) and runs migrations.
+    /// PostgreSQL without a password signs in with tokens from `tokens`: every new connection
+    /// uses the current one, open connections are left alone.
     #[tracing::instrument(name = "db.connect", skip_all, fields(backend))]
-    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, DbError> {
+    pub async fn connect(
+        settings: &DatabaseSettings,
+        tokens: Option<&TokenSource>,
+    ) -> Result<Self, DbError> {
         let db = match settings {
             DatabaseSettings::Sqlite { path } => {
                 tracing::Span::current().record("backend", "sqlite");
@@ -119,47 +173,82 @@ impl Database {
             }
             DatabaseSettings::Postgres(pg) => {
                 tracing::Span::current().record("backend", "postgres");
-                let options =
-                    postgres_connect_options(pg, pg.password.as_ref().map(|p| p.expose()));
-                let pool = PgPoolOptions::new()
+                let pool_options = PgPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options)
-                    .await
-                    .map_err(DbError::Connect)?;
-                tracing::info!(host = %pg.host, database = %pg.database, user = %pg.user, "using PostgreSQL");
+                    .max_lifetime(pg.max_connection_lifetime);
+                let pool = match (&pg.password, tokens) {
+                    (None, Some(tokens)) => {
+                        let token = tokens
+                            .first_token(FIRST_TOKEN_PATIENCE)
+                            .await
+                            .map_err(DbError::Token)?;
+                        let pool = pool_options
+                            .connect_with(postgres_connect_options(pg, Some(token.secret())))
+                            .await
+                            .map_err(DbError::Connect)?;
+                        rotate_password_with_tokens(&pool, pg.clone(), tokens);
+                        pool
+                    }
+                    (password, _) => pool_options
+                        .connect_with(postgres_connect_options(
+                            pg,
+                            password.as_ref().map(|p| p.expose()),
+                        ))
+                        .await
+                        .map_err(DbError::Connect)?,
+                };
+                let auth = if pg.password.is_some() {
+                    "password"
+                } else {
+                    "Microsoft Entra token"
+                };
+                tracing::info!(host = %pg.host, database = %pg.database, user = %pg.user, auth, "using PostgreSQL");
                 Database::Postgres(pool)
             }
         };
-        db.migrate().await?;
+        db.migrate(settings).await?;
         Ok(db)
     }
 
     #[tracing::instrument(name = "db.migrate", skip_all)]
-    pub async fn migrate(&self) -> Result<(), DbError> {
-        match self {
+    async fn migrate(&self, settings: &DatabaseSettings) -> Result<(), DbError> {
+        let result = match self {
             Database::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
             Database::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
-        }
-        .map_err(DbError::Migrate)
+        };
+        result.map_err(|error| {
+            let denied = matches!(&error, sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501"));
+            match settings {
+                DatabaseSettings::Postgres(pg) if denied => DbError::MigrationPrivileges {
+                    user: pg.user.clone(),
+                    database: pg.database.clone(),
+                    source: error,
+                },
+                _ => DbError::Migrate(error),
+            }
+        })
     }
 
     /// Answers when the database does; used by `/health`.
     #[tracing::instrument(name = "db.ping", skip_all)]
     pub async fn ping(&self) -> Result<(), DbError> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
+        on_conn!(self, conn => {
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
         });
         Ok(())
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Database::Sqlite(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close().await,
+        }
     }
 
     #[tracing::instrument(name = "db.create_restaurant", skip_all)]
     pub async fn create_restaurant(&self, new: &NewRestaurant) -> Result<RestaurantId, DbError> {
-        let id: i64 = on_pool!(self, pool => {
+        let id: i64 = on_conn!(self, conn => {
             sqlx::query_scalar(
                 "INSERT INTO restaurant (name, street_address, description) \
                  VALUES ($1, $2, $3) RETURNING id",
@@ -167,7 +256,7 @@ impl Database {
             .bind(new.name.as_str())
             .bind(new.street_address.as_str())
             .bind(new.description.as_str())
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?
         });
         Ok(RestaurantId::from_db(id))
@@ -181,17 +270,17 @@ impl Database {
         per_page: u32,
     ) -> Result<(Vec<Restaurant>, i64), DbError> {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let (rows, total): (Vec<RestaurantRow>, i64) = on_pool!(self, pool => {
+        let (rows, total): (Vec<RestaurantRow>, i64) = on_conn!(self, conn => {
             let rows = sqlx::query_as(
                 "SELECT id, name, street_address, description, review_count, rating_sum \
                  FROM restaurant ORDER BY name, id LIMIT $1 OFFSET $2",
             )
             .bind(i64::from(per_page))
             .bind(offset)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
             let total = sqlx::query_scalar("SELECT COUNT(*) FROM restaurant")
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await?;
             (rows, total)
         });
@@ -200,13 +289,13 @@ impl Database {
 
     #[tracing::instrument(name = "db.restaurant", skip(self), fields(id = id.get()))]
     pub async fn restaurant(&self, id: RestaurantId) -> Result<Option<Restaurant>, DbError> {
-        let row: Option<RestaurantRow> = on_pool!(self, pool => {
+        let row: Option<RestaurantRow> = on_conn!(self, conn => {
             sqlx::query_as(
                 "SELECT id, name, street_address, description, review_count, rating_sum \
                  FROM restaurant WHERE id = $1",
             )
             .bind(id.get())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?
         });
         Ok(row.map(Restaurant::from))
@@ -221,7 +310,7 @@ impl Database {
         per_page: u32,
     ) -> Result<Vec<Review>, DbError> {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let rows: Vec<ReviewRow> = on_pool!(self, pool => {
+        let rows: Vec<ReviewRow> = on_conn!(self, conn => {
             sqlx::query_as(
                 "SELECT id, user_name, rating, review_text, review_date, image_name \
                  FROM review WHERE restaurant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
@@ -229,7 +318,7 @@ impl Database {
             .bind(id.get())
             .bind(i64::from(per_page))
             .bind(offset)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?
         });
         Ok(rows.into_iter().map(Review::from).collect())
@@ -246,8 +335,8 @@ impl Database {
     ) -> Result<i64, DbError> {
         let rating = i16::from(review.rating.value());
         let now = OffsetDateTime::now_utc();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+        on_conn!(self, conn => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             // Updating the parent first also locks it, so concurrent reviews cannot lose an
             // increment, and tells us whether the restaurant exists.
             let updated = sqlx::query(
@@ -280,24 +369,24 @@ impl Database {
 
     /// Every stored photo name; used by tests and consistency checks.
     pub async fn image_names(&self) -> Result<Vec<String>, DbError> {
-        Ok(on_pool!(self, pool => {
+        Ok(on_conn!(self, conn => {
             sqlx::query_scalar("SELECT image_name FROM review WHERE image_name IS NOT NULL ORDER BY id")
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?
         }))
     }
 
     /// Number of rows in the review table.
     pub async fn review_total(&self) -> Result<i64, DbError> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM review").fetch_one(pool).await?
+        Ok(on_conn!(self, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM review").fetch_one(&mut *conn).await?
         }))
     }
 
     /// Number of rows in the restaurant table.
     pub async fn restaurant_total(&self) -> Result<i64, DbError> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM restaurant").fetch_one(pool).await?
+        Ok(on_conn!(self, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM restaurant").fetch_one(&mut *conn).await?
         }))
     }
 }
@@ -370,4 +459,23 @@ impl From<ReviewRow> for Review {
             image: row.image_name.as_deref().and_then(PhotoName::parse),
         }
     }
+}
+
+/// Keeps the pool's password equal to the current token, so each new connection signs in with
+/// a valid one; open connections are untouched (the server checks tokens only at sign-in).
+fn rotate_password_with_tokens(pool: &PgPool, settings: PostgresSettings, tokens: &TokenSource) {
+    let pool = pool.clone();
+    let mut changes = tokens.subscribe();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            if pool.is_closed() {
+                return;
+            }
+            let token = changes.borrow_and_update().clone();
+            if let Some(token) = token {
+                pool.set_connect_options(postgres_connect_options(&settings, Some(token.secret())));
+                tracing::debug!(expires_on = %token.expires_on, "new PostgreSQL connections use the new token");
+            }
+        }
+    });
 }

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod identity;
 pub mod photos;
 pub mod startup;
 pub mod telemetry;

@@ -16,8 +16,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::config::{PhotoSettings, Settings};
-use crate::db::{Database, DbError};
+use crate::config::{DatabaseSettings, PhotoSettings, Settings};
+use crate::db::{Database, DbError, POSTGRES_SCOPE};
+use crate::identity::{self, CredentialError, TokenSource};
 use crate::photos::local::LocalPhotoStore;
 use crate::photos::{ImageWorkers, PhotoLimits, SharedPhotoStore, StoreError};
 use crate::web::{self, AppState};
@@ -29,6 +30,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 pub enum StartupError {
     #[error("the database is not usable")]
     Database(#[from] DbError),
+    #[error("no Azure credential is usable")]
+    Credential(#[from] CredentialError),
     #[error("photo storage is not usable")]
     Photos(#[from] StoreError),
     #[error("cannot listen on {addr}")]
@@ -46,13 +49,35 @@ pub struct Application {
     db: Database,
     photos: SharedPhotoStore,
     header_read_timeout: Duration,
+    /// Background token refreshers, stopped at shutdown.
+    refreshers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
     /// Connects to the database (running migrations), checks photo storage and binds the
     /// listener. Port 0 picks a free port; see [`Application::local_addr`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let db = Database::connect(&settings.database).await?;
+        let mut token_sources = Vec::new();
+        let db_tokens = match &settings.database {
+            DatabaseSettings::Postgres(pg) if pg.password.is_none() => {
+                let credential = identity::select(&settings.azure.vars)?;
+                tracing::info!(credential = %credential, "signing in to PostgreSQL as {} with a Microsoft Entra token", pg.user);
+                let source = TokenSource::new(
+                    credential.credential.clone(),
+                    credential.label(),
+                    POSTGRES_SCOPE,
+                );
+                token_sources.push(source.clone());
+                Some(source)
+            }
+            _ => None,
+        };
+        let db = Database::connect(&settings.database, db_tokens.as_ref()).await?;
+        // Only after the first token proved the identity works: keep it fresh from now on.
+        let refreshers = token_sources
+            .iter()
+            .map(TokenSource::spawn_refresher)
+            .collect();
         let photos: SharedPhotoStore = match &settings.photos {
             PhotoSettings::Local { dir } => Arc::new(LocalPhotoStore::new(dir.clone())),
         };
@@ -64,6 +89,7 @@ impl Application {
             photos: photos.clone(),
             workers: ImageWorkers::new(settings.http.image_workers),
             photo_limits: PhotoLimits::new(settings.http.max_photo_bytes),
+            token_sources,
         };
         let router = web::router(state, &settings.http);
         let listener =
@@ -84,6 +110,7 @@ impl Application {
             db,
             photos,
             header_read_timeout: settings.http.header_read_timeout,
+            refreshers,
         })
     }
 
@@ -145,6 +172,9 @@ impl Application {
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("gave up waiting for connections to close"),
+        }
+        for refresher in &self.refreshers {
+            refresher.abort();
         }
         self.db.close().await;
     }

@@ -40,7 +40,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Database(DbError::RestaurantNotFound(_)) => StatusCode::NOT_FOUND,
-            AppError::Database(DbError::Unavailable(_))
+            AppError::Database(DbError::Unavailable(_) | DbError::Token(_))
             | AppError::PhotoStore(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Database(_) | AppError::PhotoStore(_) | AppError::Template(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR

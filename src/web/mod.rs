@@ -26,6 +26,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::HttpSettings;
 use crate::db::Database;
+use crate::identity::TokenSource;
 use crate::photos::{ImageWorkers, PhotoLimits, PhotoName, SharedPhotoStore, local};
 use error::{AppError, error_page};
 use forms::FORM_OVERHEAD_BYTES;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub photos: SharedPhotoStore,
     pub workers: ImageWorkers,
     pub photo_limits: PhotoLimits,
+    /// Token sources for Azure services, reported by `/health`.
+    pub token_sources: Vec<TokenSource>,
 }
 
 /// The URL-encoded restaurant form is tiny; anything much larger is not a browser's doing.
@@ -144,7 +147,8 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// 200 when the database answers, 503 otherwise; never cached.
+/// 200 when the database answers, 503 otherwise, with each token source's state (valid until,
+/// last error; never the token); never cached.
 async fn health(State(app): State<AppState>) -> Response {
     let probe = tokio::time::timeout(Duration::from_secs(5), app.db.ping()).await;
     let (status, database) = match probe {
@@ -158,9 +162,11 @@ async fn health(State(app): State<AppState>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "timeout")
         }
     };
+    let tokens: Vec<_> = app.token_sources.iter().map(TokenSource::status).collect();
     let body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "database": database,
+        "tokens": tokens,
     });
     (
         status,

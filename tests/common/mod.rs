@@ -2,6 +2,11 @@
 //! PostgreSQL database, and talks to it over HTTP like a browser would.
 #![allow(dead_code)]
 
+pub mod fake_identity;
+pub mod pg_cluster;
+pub mod process;
+pub mod token_ldap;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Once;
@@ -104,10 +109,14 @@ impl PgTestDatabase {
             port: admin.get_port(),
             database: name.clone(),
             user: admin.get_username().to_owned(),
-            password: std::env::var("TEST_POSTGRES_PASSWORD")
-                .ok()
-                .map(restaurant_review::config::Secret::new),
+            // The local cluster trusts 127.0.0.1 and ignores it; without one, the app would
+            // sign in with an Entra token instead.
+            password: Some(restaurant_review::config::Secret::new(
+                std::env::var("TEST_POSTGRES_PASSWORD")
+                    .unwrap_or_else(|_| "unused-with-trust-auth".into()),
+            )),
             ssl_mode: PgSslMode::Prefer,
+            max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
         };
         Some((Self { name }, settings))
     }

@@ -1,0 +1,232 @@
+//! Index-page benchmark: 10,000 restaurants and 100,000 reviews.
+//!
+//! Measures, side by side in one run (iterations interleaved so both see the same machine
+//! state), the index query this app uses (running review totals kept on the restaurant row)
+//! against the sample's approach (aggregating every review per request, Django's
+//! `annotate(Avg, Count)`), plus the whole `GET /` through HTTP for the first and last page.
+//!
+//! Run: `cargo bench --bench index` (PostgreSQL from TEST_POSTGRES_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres; skipped with a message when unreachable).
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use restaurant_review::config::{DatabaseSettings, PostgresSettings, Settings};
+use restaurant_review::db::Database;
+use restaurant_review::startup::Application;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+
+const RESTAURANTS: i64 = 10_000;
+const REVIEWS_PER_RESTAURANT: i64 = 10;
+const ITERATIONS: usize = 40;
+
+/// The sample's index query: every request aggregates all reviews.
+const AGGREGATE_PER_REQUEST: &str = "SELECT r.id, r.name, COUNT(v.id) AS review_count, AVG(v.rating) AS avg_rating \
+     FROM restaurant r LEFT JOIN review v ON v.restaurant_id = r.id \
+     GROUP BY r.id, r.name ORDER BY r.name, r.id LIMIT 20";
+
+const SEED_POSTGRES: &[&str] = &[
+    "INSERT INTO restaurant (name, street_address, description) \
+     SELECT 'Restaurant ' || lpad(i::text, 5, '0'), i || ' Main Street', 'Seeded for the benchmark.' \
+     FROM generate_series(1, 10000) AS i",
+    "INSERT INTO review (restaurant_id, user_name, rating, review_text, review_date) \
+     SELECT r.id, 'user' || j, 1 + (r.id + j) % 5, 'Seeded review.', now() \
+     FROM restaurant r CROSS JOIN generate_series(1, 10) AS j",
+    "UPDATE restaurant r SET review_count = s.n, rating_sum = s.total \
+     FROM (SELECT restaurant_id, COUNT(*) AS n, SUM(rating) AS total FROM review GROUP BY restaurant_id) s \
+     WHERE s.restaurant_id = r.id",
+    "ANALYZE",
+];
+
+const SEED_SQLITE: &[&str] = &[
+    "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < 10000) \
+     INSERT INTO restaurant (name, street_address, description) \
+     SELECT 'Restaurant ' || substr('0000' || i, -5), i || ' Main Street', 'Seeded for the benchmark.' FROM seq",
+    "WITH RECURSIVE seq(j) AS (SELECT 1 UNION ALL SELECT j + 1 FROM seq WHERE j < 10) \
+     INSERT INTO review (restaurant_id, user_name, rating, review_text, review_date) \
+     SELECT r.id, 'user' || j, 1 + (r.id + j) % 5, 'Seeded review.', '2026-11-23T12:00:00Z' \
+     FROM restaurant r CROSS JOIN seq",
+    "UPDATE restaurant SET review_count = (SELECT COUNT(*) FROM review WHERE restaurant_id = restaurant.id), \
+     rating_sum = (SELECT COALESCE(SUM(rating), 0) FROM review WHERE restaurant_id = restaurant.id)",
+    "ANALYZE",
+];
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn seed(db: &Database) {
+    match db {
+        Database::Postgres(pool) => {
+            for sql in SEED_POSTGRES {
+                sqlx::query(*sql)
+                    .execute(pool)
+                    .await
+                    .expect("seeding PostgreSQL");
+            }
+        }
+        Database::Sqlite(pool) => {
+            for sql in SEED_SQLITE {
+                sqlx::query(*sql)
+                    .execute(pool)
+                    .await
+                    .expect("seeding SQLite");
+            }
+        }
+    }
+    assert_eq!(db.restaurant_total().await.unwrap(), RESTAURANTS);
+    assert_eq!(
+        db.review_total().await.unwrap(),
+        RESTAURANTS * REVIEWS_PER_RESTAURANT
+    );
+}
+
+async fn aggregate_per_request(db: &Database) -> usize {
+    match db {
+        Database::Postgres(pool) => sqlx::query(AGGREGATE_PER_REQUEST)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .len(),
+        Database::Sqlite(pool) => sqlx::query(AGGREGATE_PER_REQUEST)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .len(),
+    }
+}
+
+async fn run(label: &str, settings: Settings) {
+    let app = Application::build(settings).await.expect("app starts");
+    let db = app.database().clone();
+    let address = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let started = Instant::now();
+    seed(&db).await;
+    println!(
+        "\n[{label}] seeded {RESTAURANTS} restaurants and {} reviews in {:.1} s",
+        RESTAURANTS * REVIEWS_PER_RESTAURANT,
+        started.elapsed().as_secs_f64()
+    );
+
+    let client = reqwest::Client::new();
+    let last_page = (RESTAURANTS as u64).div_ceil(20) as u32;
+    let (mut ours, mut sample, mut ours_last, mut http_first, mut http_last) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..ITERATIONS + 3 {
+        let t = Instant::now();
+        let (rows, _) = db.restaurant_page(1, 20).await.unwrap();
+        let a = t.elapsed();
+        let t = Instant::now();
+        let n = aggregate_per_request(&db).await;
+        let b = t.elapsed();
+        let t = Instant::now();
+        let (last, _) = db.restaurant_page(last_page, 20).await.unwrap();
+        let c = t.elapsed();
+        let t = Instant::now();
+        let first_page = client
+            .get(format!("{address}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let d = t.elapsed();
+        let t = Instant::now();
+        let last_html = client
+            .get(format!("{address}/?page={last_page}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let e = t.elapsed();
+        assert_eq!((rows.len(), n, last.len()), (20, 20, 20));
+        assert!(first_page.contains("Restaurant 00001") && last_html.contains("Restaurant 10000"));
+        if i >= 3 {
+            // The first rounds warm caches and connections.
+            ours.push(a);
+            sample.push(b);
+            ours_last.push(c);
+            http_first.push(d);
+            http_last.push(e);
+        }
+    }
+    let (ours, sample) = (median(ours), median(sample));
+    println!(
+        "[{label}] index query, running totals (this app):   {} median of {ITERATIONS}",
+        ms(ours)
+    );
+    println!(
+        "[{label}] index query, aggregate per request (sample): {} median of {ITERATIONS}",
+        ms(sample)
+    );
+    println!(
+        "[{label}] ratio sample / this app: {:.1}x",
+        sample.as_secs_f64() / ours.as_secs_f64()
+    );
+    println!(
+        "[{label}] last page ({last_page}) query: {}",
+        ms(median(ours_last))
+    );
+    println!(
+        "[{label}] GET / through HTTP: {}; GET /?page={last_page}: {}",
+        ms(median(http_first)),
+        ms(median(http_last))
+    );
+    let _ = stop.send(());
+    let _ = server.await;
+}
+
+#[tokio::main]
+async fn main() {
+    let data = tempfile::tempdir().unwrap();
+    let mut sqlite = Settings::local(data.path());
+    sqlite.listen = "127.0.0.1:0".parse().unwrap();
+    run("sqlite", sqlite).await;
+
+    let admin_url = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin = PgConnectOptions::from_str(&admin_url).unwrap();
+    let Ok(mut conn) = PgConnection::connect_with(&admin).await else {
+        println!("\n[postgres] skipped: no PostgreSQL at {admin_url}");
+        return;
+    };
+    let name = format!("rr_bench_{}", std::process::id());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut postgres = Settings::local(data.path());
+    postgres.listen = "127.0.0.1:0".parse().unwrap();
+    postgres.database = DatabaseSettings::Postgres(PostgresSettings {
+        host: admin.get_host().to_owned(),
+        port: admin.get_port(),
+        database: name.clone(),
+        user: admin.get_username().to_owned(),
+        password: Some(restaurant_review::config::Secret::new(
+            "unused-with-trust-auth",
+        )),
+        ssl_mode: PgSslMode::Prefer,
+        max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
+    });
+    run("postgres", postgres).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
