@@ -220,6 +220,7 @@ async fn main() {
             "unused-with-trust-auth",
         )),
         ssl_mode: PgSslMode::Prefer,
+        ssl_root_cert: None,
         max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
     });
     run("postgres", postgres).await;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, then every unit and integration test
-# against SQLite and the real PostgreSQL.
+# The whole test suite, as CI runs it: installs Azurite, then formatting, lints, and every unit
+# and integration test against SQLite, the real PostgreSQL, throwaway PostgreSQL clusters and
+# Azurite.
 #
 # PostgreSQL: tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # and create a fresh database per test. If none answers, this script tries to start the local
@@ -36,6 +37,16 @@ else
   echo "PostgreSQL is not reachable; the PostgreSQL tests will be skipped"
 fi
 
+step "npm ci (Azurite, the Azure Storage emulator, pinned in package.json)"
+if command -v npm >/dev/null 2>&1; then
+  npm ci --no-audit --no-fund --loglevel=error
+elif [ "${CI:-}" = "true" ]; then
+  echo "npm is required in CI to install Azurite" >&2
+  exit 1
+else
+  echo "npm not found; the Blob Storage tests will be skipped"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -43,4 +54,6 @@ step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --all-targets --locked
+# The Azure tests mostly wait on timers (token lifetimes of a minute and more), so run more of
+# them at once than there are cores.
+cargo test --all-targets --locked -- --test-threads 8

@@ -110,6 +110,9 @@ pub struct PostgresSettings {
     /// `None` means Entra token authentication.
     pub password: Option<Secret>,
     pub ssl_mode: PgSslMode,
+    /// CA certificate(s) to verify the server against instead of the public roots
+    /// (`DBSSLROOTCERT`, libpq's `sslrootcert`): for a private CA, or a test server.
+    pub ssl_root_cert: Option<PathBuf>,
     /// Pool connections older than this are closed and reopened (with a current token).
     pub max_connection_lifetime: Duration,
 }
@@ -125,6 +128,7 @@ impl fmt::Debug for PostgresSettings {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_root_cert", &self.ssl_root_cert)
             .field("max_connection_lifetime", &self.max_connection_lifetime)
             .finish()
     }
@@ -149,6 +153,7 @@ impl PostgresSettings {
             user: options.get_username().to_owned(),
             password,
             ssl_mode: options.get_ssl_mode(),
+            ssl_root_cert: None,
             max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
         })
     }
@@ -185,6 +190,7 @@ impl PostgresSettings {
             password: take("password").filter(|p| !p.is_empty()).map(Secret::new),
             host,
             ssl_mode,
+            ssl_root_cert: take("sslrootcert").map(PathBuf::from),
             max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
         })
     }
@@ -257,6 +263,172 @@ fn url_password(url: &str) -> Option<Secret> {
 pub enum PhotoSettings {
     /// Photos as files in a local directory, served by the app itself.
     Local { dir: PathBuf },
+    /// Photos in Azure Blob Storage, signed in with the app's identity.
+    AzureBlob(BlobSettings),
+}
+
+/// How pages link to photos in Blob Storage (`PHOTO_URL_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoUrlMode {
+    /// The blob's own URL, as in the tutorial: needs a container with anonymous read access.
+    Public,
+    /// A short-lived read-only user-delegation SAS made with the identity: no public access
+    /// needed. The default.
+    Sas,
+    /// The app streams the photo itself: needs neither.
+    Proxy,
+}
+
+#[derive(Clone)]
+pub struct BlobSettings {
+    /// `https://<account>.blob.core.windows.net`, or an emulator's path-style
+    /// `https://127.0.0.1:10000/devstoreaccount1`; never a trailing slash.
+    pub endpoint: String,
+    pub account: String,
+    pub container: String,
+    pub url_mode: PhotoUrlMode,
+    /// A path-style endpoint (an emulator): the container is created when missing.
+    pub emulator: bool,
+    /// Extra CA to trust (`STORAGE_CA_CERT_FILE`), for an emulator's test certificate.
+    pub ca_certificate_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for BlobSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobSettings")
+            .field("endpoint", &self.endpoint)
+            .field("container", &self.container)
+            .field("url_mode", &self.url_mode)
+            .field("emulator", &self.emulator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobSettings {
+    /// The origin pages load photos from in `public` and `sas` modes (for the CSP).
+    pub fn origin(&self) -> String {
+        match self
+            .endpoint
+            .find("://")
+            .and_then(|i| self.endpoint[i + 3..].find('/').map(|j| i + 3 + j))
+        {
+            Some(end) => self.endpoint[..end].to_owned(),
+            None => self.endpoint.clone(),
+        }
+    }
+}
+
+fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.into(),
+    }
+}
+
+/// `STORAGE_ACCOUNT_NAME` (a name, or a full URL for an emulator) or Service Connector's
+/// `AZURE_STORAGEBLOB_RESOURCEENDPOINT`; `None` keeps photos on local disk.
+fn blob_from_vars(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<BlobSettings>, ConfigError> {
+    let (name, value) = match (
+        get("STORAGE_ACCOUNT_NAME"),
+        get("AZURE_STORAGEBLOB_RESOURCEENDPOINT"),
+    ) {
+        (Some(v), _) => ("STORAGE_ACCOUNT_NAME", v),
+        (None, Some(v)) => ("AZURE_STORAGEBLOB_RESOURCEENDPOINT", v),
+        (None, None) => return Ok(None),
+    };
+    let (endpoint, account, emulator) = if value.contains("://") {
+        let url = reqwest::Url::parse(&value)
+            .map_err(|e| invalid(name, format!("{value:?} is not a URL: {e}")))?;
+        if url.scheme() != "https" {
+            return Err(invalid(
+                name,
+                "Blob Storage needs https:// to sign in with a token",
+            ));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid(name, "the URL has no host"))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        match url
+            .path_segments()
+            .and_then(|mut s| s.find(|p| !p.is_empty()))
+        {
+            // Path-style, as emulators use: https://127.0.0.1:10000/devstoreaccount1
+            Some(account) => (
+                format!("https://{authority}/{account}"),
+                account.to_owned(),
+                true,
+            ),
+            None => {
+                let account = host.split('.').next().unwrap_or(host).to_owned();
+                (format!("https://{authority}"), account, false)
+            }
+        }
+    } else {
+        let valid = (3..=24).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !valid {
+            return Err(invalid(
+                name,
+                format!(
+                    "{value:?} is not a storage account name (3-24 lowercase letters and digits)"
+                ),
+            ));
+        }
+        (
+            format!("https://{value}.blob.core.windows.net"),
+            value,
+            false,
+        )
+    };
+    let container = get("STORAGE_CONTAINER_NAME").unwrap_or_else(|| "photos".to_owned());
+    let valid_container = (3..=63).contains(&container.len())
+        && container
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !container.starts_with('-')
+        && !container.contains("--");
+    if !valid_container {
+        return Err(invalid(
+            "STORAGE_CONTAINER_NAME",
+            format!(
+                "{container:?} is not a container name (3-63 lowercase letters, digits and single hyphens)"
+            ),
+        ));
+    }
+    let url_mode = match get("PHOTO_URL_MODE").as_deref() {
+        None | Some("sas") => PhotoUrlMode::Sas,
+        Some("public") => PhotoUrlMode::Public,
+        Some("proxy") => PhotoUrlMode::Proxy,
+        Some(other) => {
+            return Err(invalid(
+                "PHOTO_URL_MODE",
+                format!("{other:?} is not public, sas or proxy"),
+            ));
+        }
+    };
+    let ca_certificate_pem = match get("STORAGE_CA_CERT_FILE") {
+        Some(path) => Some(
+            std::fs::read(&path)
+                .map_err(|e| invalid("STORAGE_CA_CERT_FILE", format!("cannot read {path}: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Some(BlobSettings {
+        endpoint,
+        account,
+        container,
+        url_mode,
+        emulator,
+        ca_certificate_pem,
+    }))
 }
 
 #[derive(Debug, Clone)]
@@ -348,6 +520,9 @@ impl Settings {
 
         if let Some(dir) = get("PHOTO_DIR") {
             settings.photos = PhotoSettings::Local { dir: dir.into() };
+        }
+        if let Some(blob) = blob_from_vars(&get)? {
+            settings.photos = PhotoSettings::AzureBlob(blob);
         }
 
         if let Some(limit) = get("MAX_UPLOAD_BYTES") {
@@ -458,6 +633,7 @@ fn database_from_vars(
         user,
         password,
         ssl_mode,
+        ssl_root_cert: get("DBSSLROOTCERT").map(PathBuf::from),
         max_connection_lifetime: connection_lifetime(get)?,
     }))
 }
@@ -608,6 +784,65 @@ mod tests {
         assert!(pg.password.is_none());
         assert!(matches!(pg.ssl_mode, PgSslMode::VerifyFull));
         assert!(PostgresSettings::from_connection_string("host=x dbname").is_err());
+    }
+
+    #[test]
+    fn storage_settings_from_the_tutorial_service_connector_and_an_emulator() {
+        let blob = |pairs: &[(&str, &str)]| match Settings::from_vars(&vars(pairs)).unwrap().photos
+        {
+            PhotoSettings::AzureBlob(b) => b,
+            other => panic!("expected Blob Storage, got {other:?}"),
+        };
+        let tutorial = blob(&[
+            ("STORAGE_ACCOUNT_NAME", "mystorage123"),
+            ("STORAGE_CONTAINER_NAME", "photos"),
+        ]);
+        assert_eq!(
+            tutorial.endpoint,
+            "https://mystorage123.blob.core.windows.net"
+        );
+        assert_eq!(tutorial.url_mode, PhotoUrlMode::Sas);
+        assert!(!tutorial.emulator);
+        let connector = blob(&[(
+            "AZURE_STORAGEBLOB_RESOURCEENDPOINT",
+            "https://acct.blob.core.windows.net/",
+        )]);
+        assert_eq!(
+            (connector.endpoint.as_str(), connector.account.as_str()),
+            ("https://acct.blob.core.windows.net", "acct")
+        );
+        let emulator = blob(&[
+            (
+                "STORAGE_ACCOUNT_NAME",
+                "https://127.0.0.1:10000/devstoreaccount1/",
+            ),
+            ("PHOTO_URL_MODE", "proxy"),
+        ]);
+        assert_eq!(
+            emulator.endpoint,
+            "https://127.0.0.1:10000/devstoreaccount1"
+        );
+        assert_eq!(emulator.account, "devstoreaccount1");
+        assert_eq!(emulator.origin(), "https://127.0.0.1:10000");
+        assert!(emulator.emulator);
+        assert_eq!(emulator.url_mode, PhotoUrlMode::Proxy);
+        for bad in [
+            vec![("STORAGE_ACCOUNT_NAME", "Not_A_Name")],
+            vec![(
+                "STORAGE_ACCOUNT_NAME",
+                "http://127.0.0.1:10000/devstoreaccount1",
+            )],
+            vec![
+                ("STORAGE_ACCOUNT_NAME", "acct"),
+                ("STORAGE_CONTAINER_NAME", "Photos"),
+            ],
+            vec![
+                ("STORAGE_ACCOUNT_NAME", "acct1"),
+                ("PHOTO_URL_MODE", "magic"),
+            ],
+        ] {
+            assert!(Settings::from_vars(&vars(&bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -131,6 +131,10 @@ pub fn postgres_connect_options(
         .username(&settings.user)
         .ssl_mode(settings.ssl_mode)
         .application_name("restaurant-review");
+    let options = match &settings.ssl_root_cert {
+        Some(ca) => options.ssl_root_cert(ca),
+        None => options,
+    };
     match password {
         Some(password) => options.password(password),
         None => options,

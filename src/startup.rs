@@ -16,12 +16,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::config::{DatabaseSettings, PhotoSettings, Settings};
+use crate::config::{DatabaseSettings, PhotoSettings, PhotoUrlMode, Settings};
 use crate::db::{Database, DbError, POSTGRES_SCOPE};
-use crate::identity::{self, CredentialError, TokenSource};
+use crate::identity::{self, CredentialError, SelectedCredential, TokenSource};
+use crate::photos::azure::{AzurePhotoStore, STORAGE_SCOPE};
 use crate::photos::local::LocalPhotoStore;
 use crate::photos::{ImageWorkers, PhotoLimits, SharedPhotoStore, StoreError};
 use crate::web::{self, AppState};
+
+/// How long startup keeps retrying a transient failure to get a first token.
+const STARTUP_TOKEN_PATIENCE: Duration = Duration::from_secs(70);
 
 /// How long in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -57,32 +61,62 @@ impl Application {
     /// Connects to the database (running migrations), checks photo storage and binds the
     /// listener. Port 0 picks a free port; see [`Application::local_addr`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // One credential for every Azure service, chosen (and logged) once, when first needed.
+        let mut credential: Option<SelectedCredential> = None;
+        let mut token_source = |scope: &str| -> Result<TokenSource, StartupError> {
+            let selected = match &credential {
+                Some(selected) => selected.clone(),
+                None => {
+                    let selected = identity::select(&settings.azure.vars)?;
+                    tracing::info!("signing in to Azure with {selected}");
+                    credential.insert(selected).clone()
+                }
+            };
+            Ok(TokenSource::new(
+                selected.credential.clone(),
+                selected.label(),
+                scope,
+            ))
+        };
+
         let mut token_sources = Vec::new();
         let db_tokens = match &settings.database {
             DatabaseSettings::Postgres(pg) if pg.password.is_none() => {
-                let credential = identity::select(&settings.azure.vars)?;
-                tracing::info!(credential = %credential, "signing in to PostgreSQL as {} with a Microsoft Entra token", pg.user);
-                let source = TokenSource::new(
-                    credential.credential.clone(),
-                    credential.label(),
-                    POSTGRES_SCOPE,
+                tracing::info!(
+                    "signing in to PostgreSQL as {} with a Microsoft Entra token",
+                    pg.user
                 );
+                let source = token_source(POSTGRES_SCOPE)?;
                 token_sources.push(source.clone());
                 Some(source)
             }
             _ => None,
         };
+        let photos: SharedPhotoStore = match &settings.photos {
+            PhotoSettings::Local { dir } => Arc::new(LocalPhotoStore::new(dir.clone())),
+            PhotoSettings::AzureBlob(blob) => {
+                let source = token_source(STORAGE_SCOPE)?;
+                token_sources.push(source.clone());
+                // Fail fast (a wrong identity ends here) before anything else starts.
+                source
+                    .first_token(STARTUP_TOKEN_PATIENCE)
+                    .await
+                    .map_err(|e| {
+                        StoreError::Unavailable(
+                            anyhow::Error::new(e).context("getting a Blob Storage token"),
+                        )
+                    })?;
+                Arc::new(AzurePhotoStore::new(blob.clone(), source)?)
+            }
+        };
         let db = Database::connect(&settings.database, db_tokens.as_ref()).await?;
-        // Only after the first token proved the identity works: keep it fresh from now on.
+        photos.check().await?;
+        tracing::info!(store = ?photos, "photo storage ready");
+        // Only after the first tokens proved the identity works: keep them fresh from now on.
         let refreshers = token_sources
             .iter()
             .map(TokenSource::spawn_refresher)
             .collect();
-        let photos: SharedPhotoStore = match &settings.photos {
-            PhotoSettings::Local { dir } => Arc::new(LocalPhotoStore::new(dir.clone())),
-        };
-        photos.check().await?;
-        tracing::info!(store = ?photos, "photo storage ready");
 
         let state = AppState {
             db: db.clone(),
@@ -91,7 +125,13 @@ impl Application {
             photo_limits: PhotoLimits::new(settings.http.max_photo_bytes),
             token_sources,
         };
-        let router = web::router(state, &settings.http);
+        let photo_origin = match &settings.photos {
+            PhotoSettings::AzureBlob(blob) if blob.url_mode != PhotoUrlMode::Proxy => {
+                Some(blob.origin())
+            }
+            _ => None,
+        };
+        let router = web::router(state, &settings.http, photo_origin.as_deref());
         let listener =
             TcpListener::bind(settings.listen)
                 .await

@@ -1,6 +1,7 @@
 //! Review photos: validation and re-encoding ([`processing`]) and where they are kept
 //! ([`PhotoStore`], one narrow seam with a backend per storage service).
 
+pub mod azure;
 pub mod local;
 pub mod processing;
 

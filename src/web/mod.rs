@@ -46,7 +46,11 @@ pub struct AppState {
 /// The URL-encoded restaurant form is tiny; anything much larger is not a browser's doing.
 const RESTAURANT_FORM_LIMIT: usize = 64 * 1024;
 
-pub fn router(state: AppState, http: &HttpSettings) -> Router {
+/// The app's routes and layers. `photo_origin` is where pages load photos from besides the
+/// app itself (a Blob Storage endpoint in `public` and `sas` modes).
+pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) -> Router {
+    let csp = HeaderValue::from_str(&security::content_security_policy(photo_origin))
+        .unwrap_or_else(|_| HeaderValue::from_static(security::CONTENT_SECURITY_POLICY));
     let review_body_limit =
         usize::try_from(state.photo_limits.max_bytes + FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX);
     let allowed_hosts = Arc::new(http.allowed_hosts.clone());
@@ -101,7 +105,7 @@ pub fn router(state: AppState, http: &HttpSettings) -> Router {
                         "Sorry, something went wrong on our side. Nothing was saved; please try again.",
                     )
                 }))
-                .layer(security_header(header::CONTENT_SECURITY_POLICY, security::CONTENT_SECURITY_POLICY))
+                .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
                 .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
                 .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .layer(security_header(header::REFERRER_POLICY, "same-origin"))

@@ -288,7 +288,7 @@ async fn render_details(
     let reviews = app.db.reviews(id, pager.page, REVIEWS_PER_PAGE).await?;
     let mut review_views = Vec::with_capacity(reviews.len());
     for review in reviews {
-        review_views.push(review_view(app, review).await?);
+        review_views.push(review_view(app, review).await);
     }
     let form_open = form.is_some();
     let form = form.unwrap_or_default();
@@ -308,15 +308,28 @@ async fn render_details(
     html(status, &page)
 }
 
-async fn review_view(app: &AppState, review: Review) -> Result<ReviewView, AppError> {
+/// A review for the page. A photo whose link cannot be made (storage unreachable) is left out
+/// with a warning rather than failing the whole page.
+async fn review_view(app: &AppState, review: Review) -> ReviewView {
     let photo = match &review.image {
-        Some(name) => Some(PhotoLinks {
-            full_url: app.photos.url(&Variant::Display.key(name)).await?,
-            thumbnail_url: app.photos.url(&Variant::Thumbnail.key(name)).await?,
-        }),
+        Some(name) => {
+            let links = async {
+                Ok::<_, crate::photos::StoreError>(PhotoLinks {
+                    full_url: app.photos.url(&Variant::Display.key(name)).await?,
+                    thumbnail_url: app.photos.url(&Variant::Thumbnail.key(name)).await?,
+                })
+            };
+            match links.await {
+                Ok(links) => Some(links),
+                Err(error) => {
+                    tracing::warn!(photo = %name, error = %crate::error_chain(&error), "showing a review without its photo");
+                    None
+                }
+            }
+        }
         None => None,
     };
-    Ok(ReviewView {
+    ReviewView {
         id: review.id,
         stars: Stars::from_rating(review.rating),
         date_label: review.review_date.format(DATE_FORMAT).unwrap_or_default(),
@@ -327,7 +340,7 @@ async fn review_view(app: &AppState, review: Review) -> Result<ReviewView, AppEr
         user_name: review.user_name,
         review_text: review.review_text,
         photo,
-    })
+    }
 }
 
 pub async fn details(
@@ -467,8 +480,25 @@ pub async fn add_review(
 
     // Photo first, then the row; if the row cannot be written the photo is removed again, so
     // neither an orphan photo nor a review pointing at a missing one is left behind.
-    if let Some(photo) = &photo {
-        save_photo(app.photos.as_ref(), photo).await?;
+    if let Some(photo) = &photo
+        && let Err(error) = save_photo(app.photos.as_ref(), photo).await
+    {
+        tracing::error!(error = %crate::error_chain(&error), "storing a photo failed; the review was not saved");
+        let mut errors = FieldErrors::default();
+        errors.insert(
+                "reviewImage",
+                "Your photo could not be stored just now, so the review was not saved. Please try again in a minute.",
+            );
+        let form = ReviewFormState::refused(submission.input, errors, true);
+        return render_details(
+            &app,
+            id,
+            1,
+            &csrf,
+            Some(form),
+            StatusCode::SERVICE_UNAVAILABLE,
+        )
+        .await;
     }
     match app
         .db

@@ -171,10 +171,22 @@ pub fn csrf_failure() -> Response {
     .into_response()
 }
 
-/// Headers on every response. The CSP allows scripts, styles and images from this site only;
-/// no inline script exists anywhere in the templates.
+/// The Content-Security-Policy on every response: scripts and styles from this site only (no
+/// inline script exists anywhere in the templates), images also from a photo origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
 img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The policy with `photo_origin` (a Blob Storage endpoint) allowed for images.
+pub fn content_security_policy(photo_origin: Option<&str>) -> String {
+    match photo_origin {
+        Some(origin) if !origin.contains([';', ' ', '\'', '"', ',']) => CONTENT_SECURITY_POLICY
+            .replace(
+                "img-src 'self' data:",
+                &format!("img-src 'self' data: {origin}"),
+            ),
+        _ => CONTENT_SECURITY_POLICY.to_owned(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

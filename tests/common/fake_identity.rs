@@ -126,6 +126,14 @@ impl FakeIdentity {
         self.shared.minted.load(Ordering::SeqCst)
     }
 
+    /// A token for `resource` handed to the test itself (e.g. to inspect storage), recorded
+    /// like every other token but not counted as a request.
+    pub fn issue(&self, resource: &str) -> String {
+        let (token, _, _) = mint(&self.shared, resource);
+        self.shared.tokens.lock().unwrap().push(token.clone());
+        token
+    }
+
     /// Every token handed out so far (to check none leaks into logs or pages).
     pub fn tokens(&self) -> Vec<String> {
         self.shared.tokens.lock().unwrap().clone()

@@ -2,9 +2,11 @@
 //! PostgreSQL database, and talks to it over HTTP like a browser would.
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod fake_identity;
 pub mod pg_cluster;
 pub mod process;
+pub mod test_ca;
 pub mod token_ldap;
 
 use std::path::PathBuf;
@@ -116,6 +118,7 @@ impl PgTestDatabase {
                     .unwrap_or_else(|_| "unused-with-trust-auth".into()),
             )),
             ssl_mode: PgSslMode::Prefer,
+            ssl_root_cert: None,
             max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
         };
         Some((Self { name }, settings))
@@ -188,6 +191,11 @@ impl TestApp {
         customize(&mut settings);
         let photo_dir = match &settings.photos {
             restaurant_review::config::PhotoSettings::Local { dir } => dir.clone(),
+            restaurant_review::config::PhotoSettings::AzureBlob(_) => {
+                panic!(
+                    "in-process tests use the local photo store; Blob Storage is tested through the binary"
+                )
+            }
         };
         let app = Application::build(settings)
             .await

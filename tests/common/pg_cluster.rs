@@ -45,6 +45,14 @@ impl PgCluster {
     /// Starts a cluster, or `None` (with the reason printed) where no server binaries exist;
     /// in CI (`CI=true`) that is a failure instead.
     pub fn start(tokens: &super::token_ldap::TokenLdap) -> Option<Self> {
+        Self::start_with(tokens, None)
+    }
+
+    /// Like [`PgCluster::start`], serving TLS with `tls`'s certificate when given.
+    pub fn start_with(
+        tokens: &super::token_ldap::TokenLdap,
+        tls: Option<&super::test_ca::Leaf>,
+    ) -> Option<Self> {
         let Some(bin) = server_bin() else {
             let reason = "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin";
             assert!(
@@ -58,6 +66,17 @@ impl PgCluster {
         let data = dir.path().join("data");
         let admin_password = format!("admin-{}", uuid::Uuid::new_v4().simple());
         std::fs::write(dir.path().join("pwfile"), &admin_password).unwrap();
+        if let Some(leaf) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(dir.path().join("server.crt"), &leaf.cert_pem).unwrap();
+            std::fs::write(dir.path().join("server.key"), &leaf.key_pem).unwrap();
+            // PostgreSQL refuses a private key others can read.
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::fs::Permissions::from_mode(0o600),
+            )
+            .unwrap();
+        }
         let run_as_postgres = is_root();
         if run_as_postgres {
             // initdb refuses to run as root; the cluster belongs to the postgres user.
@@ -107,10 +126,16 @@ impl PgCluster {
             super::token_ldap::LDAP_SUFFIX,
         );
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             socket_dir.display()
         );
+        if tls.is_some() {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir = socket_dir.display()
+            ));
+        }
         cluster.run(
             "pg_ctl",
             &[

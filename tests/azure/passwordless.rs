@@ -2,15 +2,14 @@
 //! App Service identity endpoint and signs in to a throwaway cluster that, like Azure, accepts
 //! any minted token until it expires and refuses stale ones at sign-in.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_identity::{FakeIdentity, Mode, claims};
-use common::pg_cluster::PgCluster;
-use common::process::AppProcess;
-use common::token_ldap::TokenLdap;
+use crate::common::fake_identity::{FakeIdentity, Mode, claims};
+use crate::common::pg_cluster::PgCluster;
+use crate::common::process::AppProcess;
+use crate::common::test_ca::{Leaf, TestCa};
+use crate::common::token_ldap::TokenLdap;
 use reqwest::StatusCode;
 
 const ROLE: &str = "restaurant-identity";
@@ -26,8 +25,13 @@ impl Rig {
     /// A cluster with the app's role and database, and an identity endpoint whose tokens live
     /// `token_lifetime` and are accepted by the cluster from the moment they are minted.
     async fn start(token_lifetime: Duration) -> Option<Self> {
+        Self::start_with(token_lifetime, None).await
+    }
+
+    /// Like [`Rig::start`], with the cluster serving TLS with `tls`.
+    async fn start_with(token_lifetime: Duration, tls: Option<&Leaf>) -> Option<Self> {
         let tokens = TokenLdap::start().await;
-        let cluster = PgCluster::start(&tokens)?;
+        let cluster = PgCluster::start_with(&tokens, tls)?;
         cluster.create_app_role(ROLE, DATABASE).await;
         let identity = FakeIdentity::start(token_lifetime).await;
         let accept = tokens.clone();
@@ -106,7 +110,7 @@ async fn add_restaurant(client: &reqwest::Client, app: &AppProcess, name: &str) 
         .text()
         .await
         .unwrap();
-    let token = common::extract_csrf(&page).unwrap();
+    let token = crate::common::extract_csrf(&page).unwrap();
     client
         .post(app.url("/add"))
         .form(&[
@@ -400,4 +404,56 @@ async fn a_role_without_create_on_public_gets_the_grant_it_needs() {
             || output.contains(&format!("GRANT CREATE ON SCHEMA public TO \"{ROLE}\"")),
         "{output}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_certificate_is_verified_and_an_impostor_is_refused() {
+    let trusted = TestCa::new("Test Root CA");
+    let impostor = TestCa::new("Impostor Root CA");
+    let leaf = trusted.leaf(&["127.0.0.1", "localhost"]);
+    let Some(rig) = Rig::start_with(Duration::from_secs(3600), Some(&leaf)).await else {
+        return;
+    };
+    let certs = tempfile::tempdir().unwrap();
+    let trusted_pem = certs.path().join("trusted.pem");
+    let impostor_pem = certs.path().join("impostor.pem");
+    std::fs::write(&trusted_pem, &trusted.cert_pem).unwrap();
+    std::fs::write(&impostor_pem, &impostor.cert_pem).unwrap();
+
+    // verify-full, as on Azure, against the CA that signed the server's certificate: works,
+    // and the app's sessions really are encrypted.
+    let mut app = rig.start_app(&[
+        ("DBSSLMODE", "verify-full".into()),
+        ("DBSSLROOTCERT", trusted_pem.display().to_string()),
+    ]);
+    assert!(app.wait_healthy().await, "{}", app.output());
+    let encrypted: Vec<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = '{ROLE}'"
+    )))
+    .fetch_all(&mut rig.cluster.admin().await)
+    .await
+    .unwrap();
+    assert!(
+        !encrypted.is_empty() && encrypted.iter().all(|ssl| *ssl),
+        "{encrypted:?}"
+    );
+    app.sigterm().await;
+
+    // The same server is refused when its certificate does not chain to the trusted CA.
+    let mut refused = rig.start_app(&[
+        ("DBSSLMODE", "verify-full".into()),
+        ("DBSSLROOTCERT", impostor_pem.display().to_string()),
+    ]);
+    let status = refused
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("stops");
+    assert!(!status.success());
+    let output = refused.output();
+    assert!(
+        output.contains("could not open the database")
+            && output.to_lowercase().contains("certificate"),
+        "{output}"
+    );
+    rig.assert_no_secrets("the app's output", &output);
 }
