@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::azurite::Azurite;
 use crate::common::fake_identity::FakeIdentity;
-use crate::common::process::AppProcess;
+use crate::common::process::{AppProcess, add_restaurant, browser};
 use crate::common::{PHONE_PHOTO, extract_csrf, photo_part};
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
@@ -50,34 +50,9 @@ impl Rig {
     }
 }
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-async fn add_restaurant(client: &reqwest::Client, app: &AppProcess, name: &str) -> String {
-    let page = client
-        .get(app.url("/create"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = extract_csrf(&page).unwrap();
-    let response = client
-        .post(app.url("/add"))
-        .form(&[
-            ("csrfmiddlewaretoken", token.as_str()),
-            ("restaurant_name", name),
-            ("description", "Photos in Blob Storage."),
-        ])
-        .send()
-        .await
-        .unwrap();
+/// Adds a restaurant and returns its page's path.
+async fn restaurant_page(client: &reqwest::Client, app: &AppProcess, name: &str) -> String {
+    let response = add_restaurant(client, app, name).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     response.headers()["location"].to_str().unwrap().to_owned()
 }
@@ -162,7 +137,7 @@ async fn photos_show_without_credentials_in_each_url_mode() {
         let mut app = rig.start_app(container, mode);
         assert!(app.wait_healthy().await, "{mode}: {}", app.output());
         let client = browser();
-        let restaurant = add_restaurant(&client, &app, &format!("Blob {mode}")).await;
+        let restaurant = restaurant_page(&client, &app, &format!("Blob {mode}")).await;
         let (status, _) = post_review(&client, &app, &restaurant, "With a photo.", true).await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{mode}");
 
@@ -260,8 +235,8 @@ async fn a_storage_outage_fails_reviews_cleanly_and_leaves_no_orphans() {
     let mut app = rig.start_app("photos", "sas");
     assert!(app.wait_healthy().await, "{}", app.output());
     let client = browser();
-    let with_photos = add_restaurant(&client, &app, "Photo Spot").await;
-    let without_photos = add_restaurant(&client, &app, "Text Only").await;
+    let with_photos = restaurant_page(&client, &app, "Photo Spot").await;
+    let without_photos = restaurant_page(&client, &app, "Text Only").await;
     assert_eq!(
         post_review(&client, &app, &with_photos, "before", true)
             .await
@@ -352,7 +327,7 @@ async fn sixty_second_tokens_never_fail_an_upload_over_several_minutes() {
     let mut app = rig.start_app("photos", "sas");
     assert!(app.wait_healthy().await, "{}", app.output());
     let client = browser();
-    let restaurant = add_restaurant(&client, &app, "Soak Kitchen").await;
+    let restaurant = restaurant_page(&client, &app, "Soak Kitchen").await;
     let started = Instant::now();
     let (mut uploads, mut failures) = (0, Vec::new());
     while started.elapsed() < Duration::from_secs(190) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::fake_identity::{FakeIdentity, Mode, claims};
 use crate::common::pg_cluster::PgCluster;
-use crate::common::process::AppProcess;
+use crate::common::process::{AppProcess, add_restaurant, browser};
 use crate::common::test_ca::{Leaf, TestCa};
 use crate::common::token_ldap::TokenLdap;
 use reqwest::StatusCode;
@@ -101,37 +101,6 @@ impl Rig {
     }
 }
 
-async fn add_restaurant(client: &reqwest::Client, app: &AppProcess, name: &str) -> StatusCode {
-    let page = client
-        .get(app.url("/create"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = crate::common::extract_csrf(&page).unwrap();
-    client
-        .post(app.url("/add"))
-        .form(&[
-            ("csrfmiddlewaretoken", token.as_str()),
-            ("restaurant_name", name),
-            ("description", "Signed in with a token."),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn steady_traffic_outlives_three_token_lifetimes_with_no_failed_request_or_refused_login() {
     let Some(rig) = Rig::start(Duration::from_secs(60)).await else {
@@ -150,7 +119,9 @@ async fn steady_traffic_outlives_three_token_lifetimes_with_no_failed_request_or
             failures.push(format!("{:?} at {:?}", status, started.elapsed()));
         }
         if requests % 20 == 0 {
-            let status = add_restaurant(&client, &app, &format!("Place {requests}")).await;
+            let status = add_restaurant(&client, &app, &format!("Place {requests}"))
+                .await
+                .status();
             if status != StatusCode::SEE_OTHER {
                 failures.push(format!("POST /add {status} at {:?}", started.elapsed()));
             }
@@ -329,7 +300,7 @@ async fn an_expired_token_with_the_endpoint_down_gives_503_and_recovers_by_itsel
         app.output()
     );
     assert_eq!(
-        add_restaurant(&client, &app, "Back again").await,
+        add_restaurant(&client, &app, "Back again").await.status(),
         StatusCode::SEE_OTHER
     );
     app.sigterm().await;

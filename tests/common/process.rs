@@ -134,3 +134,39 @@ impl Drop for AppProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A client that keeps cookies and does not follow redirects, like a browser posting forms.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Adds a restaurant through the form, as a browser would (CSRF token from the page first).
+pub async fn add_restaurant(
+    client: &reqwest::Client,
+    app: &AppProcess,
+    name: &str,
+) -> reqwest::Response {
+    let page = client
+        .get(app.url("/create"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = super::extract_csrf(&page).unwrap();
+    client
+        .post(app.url("/add"))
+        .form(&[
+            ("csrfmiddlewaretoken", token.as_str()),
+            ("restaurant_name", name),
+            ("description", "Added by a test."),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
