@@ -52,6 +52,13 @@ const SEED_SQLITE: &[&str] = &[
     "ANALYZE",
 ];
 
+/// Runs `work` and says how long it took.
+async fn timed<T>(work: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let started = Instant::now();
+    let value = work.await;
+    (value, started.elapsed())
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -123,35 +130,14 @@ async fn run(label: &str, settings: Settings) {
     let (mut ours, mut sample, mut ours_last, mut http_first, mut http_last) =
         (vec![], vec![], vec![], vec![], vec![]);
     for i in 0..ITERATIONS + 3 {
-        let t = Instant::now();
-        let (rows, _) = db.restaurant_page(1, 20).await.unwrap();
-        let a = t.elapsed();
-        let t = Instant::now();
-        let n = aggregate_per_request(&db).await;
-        let b = t.elapsed();
-        let t = Instant::now();
-        let (last, _) = db.restaurant_page(last_page, 20).await.unwrap();
-        let c = t.elapsed();
-        let t = Instant::now();
-        let first_page = client
-            .get(format!("{address}/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let d = t.elapsed();
-        let t = Instant::now();
-        let last_html = client
-            .get(format!("{address}/?page={last_page}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let e = t.elapsed();
+        let get =
+            |url: String| async { client.get(url).send().await.unwrap().text().await.unwrap() };
+        let ((rows, _), a) = timed(async { db.restaurant_page(1, 20).await.unwrap() }).await;
+        let (n, b) = timed(aggregate_per_request(&db)).await;
+        let ((last, _), c) =
+            timed(async { db.restaurant_page(last_page, 20).await.unwrap() }).await;
+        let (first_page, d) = timed(get(format!("{address}/"))).await;
+        let (last_html, e) = timed(get(format!("{address}/?page={last_page}"))).await;
         assert_eq!((rows.len(), n, last.len()), (20, 20, 20));
         assert!(first_page.contains("Restaurant 00001") && last_html.contains("Restaurant 10000"));
         if i >= 3 {

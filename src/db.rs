@@ -21,9 +21,6 @@ pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.def
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// How long startup keeps retrying a transient failure to get the first token.
-const FIRST_TOKEN_PATIENCE: Duration = Duration::from_secs(70);
-
 /// How long a request waits for a pool connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -76,7 +73,12 @@ impl From<sqlx::Error> for DbError {
 /// SQLSTATEs with which a server refuses a connection: bad password or expired token (28P01,
 /// 28000), starting up or shutting down (57P03), too many connections (53300).
 fn is_connect_refusal(code: Option<&str>) -> bool {
-    matches!(code, Some("28P01" | "28000" | "57P03" | "53300"))
+    is_refused_login(code) || matches!(code, Some("57P03" | "53300"))
+}
+
+/// Wrong password or expired token.
+fn is_refused_login(code: Option<&str>) -> bool {
+    matches!(code, Some("28P01" | "28000"))
 }
 
 /// A pooled connection. A login refused because the token changed while it was being made is
@@ -85,7 +87,7 @@ async fn acquire<DB: sqlx::Database>(
     pool: &sqlx::Pool<DB>,
 ) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
     match pool.acquire().await {
-        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("28P01" | "28000")) => {
+        Err(sqlx::Error::Database(e)) if is_refused_login(e.code().as_deref()) => {
             tracing::debug!("login refused; retrying once with the current token");
             tokio::time::sleep(Duration::from_millis(50)).await;
             pool.acquire().await
@@ -143,8 +145,9 @@ pub fn postgres_connect_options(
 
 impl Database {
     /// Opens the configured database (creating the SQLite file on first run) and runs migrations.
-    /// PostgreSQL without a password signs in with tokens from `tokens`: every new connection
-    /// uses the current one, open connections are left alone.
+    /// PostgreSQL without a password signs in with tokens from `tokens` (whose first token the
+    /// caller has fetched): every new connection uses the current one, open connections are
+    /// left alone.
     #[tracing::instrument(name = "db.connect", skip_all, fields(backend))]
     pub async fn connect(
         settings: &DatabaseSettings,
@@ -183,10 +186,8 @@ impl Database {
                     .max_lifetime(pg.max_connection_lifetime);
                 let pool = match (&pg.password, tokens) {
                     (None, Some(tokens)) => {
-                        let token = tokens
-                            .first_token(FIRST_TOKEN_PATIENCE)
-                            .await
-                            .map_err(DbError::Token)?;
+                        // The caller got the first token already; this is the cached one.
+                        let token = tokens.token().await.map_err(DbError::Token)?;
                         let pool = pool_options
                             .connect_with(postgres_connect_options(pg, Some(token.secret())))
                             .await

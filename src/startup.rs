@@ -18,14 +18,13 @@ use tokio::net::TcpListener;
 
 use crate::config::{DatabaseSettings, PhotoSettings, PhotoUrlMode, Settings};
 use crate::db::{Database, DbError, POSTGRES_SCOPE};
-use crate::identity::{self, CredentialError, SelectedCredential, TokenSource};
+use crate::identity::{
+    self, CredentialError, FIRST_TOKEN_PATIENCE, SelectedCredential, TokenSource,
+};
 use crate::photos::azure::{AzurePhotoStore, STORAGE_SCOPE};
 use crate::photos::local::LocalPhotoStore;
 use crate::photos::{ImageWorkers, PhotoLimits, SharedPhotoStore, StoreError};
 use crate::web::{self, AppState};
-
-/// How long startup keeps retrying a transient failure to get a first token.
-const STARTUP_TOKEN_PATIENCE: Duration = Duration::from_secs(70);
 
 /// How long in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -88,6 +87,11 @@ impl Application {
                 );
                 let source = token_source(POSTGRES_SCOPE)?;
                 token_sources.push(source.clone());
+                // Fail fast (a wrong identity ends here) before anything else starts.
+                source
+                    .first_token(FIRST_TOKEN_PATIENCE)
+                    .await
+                    .map_err(DbError::Token)?;
                 Some(source)
             }
             _ => None,
@@ -99,7 +103,7 @@ impl Application {
                 token_sources.push(source.clone());
                 // Fail fast (a wrong identity ends here) before anything else starts.
                 source
-                    .first_token(STARTUP_TOKEN_PATIENCE)
+                    .first_token(FIRST_TOKEN_PATIENCE)
                     .await
                     .map_err(|e| {
                         StoreError::Unavailable(

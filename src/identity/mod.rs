@@ -5,4 +5,4 @@ pub mod credential;
 pub mod token_source;
 
 pub use credential::{CredentialError, CredentialKind, SelectedCredential, select};
-pub use token_source::{Token, TokenError, TokenSource, TokenStatus};
+pub use token_source::{FIRST_TOKEN_PATIENCE, Token, TokenError, TokenSource, TokenStatus};

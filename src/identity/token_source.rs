@@ -25,6 +25,9 @@ const MIN_REMAINING: Duration = Duration::from_secs(5);
 /// Failed refreshes are retried no more often than this, doubling up to `MAX_BACKOFF`.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(30);
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
+/// How long startup keeps retrying transient failures to get a first token (the SDKs retry
+/// about 70 s for IMDS).
+pub const FIRST_TOKEN_PATIENCE: Duration = Duration::from_secs(70);
 /// A hanging identity endpoint must not stall refreshes forever.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::azurite::Azurite;
 use crate::common::fake_identity::FakeIdentity;
-use crate::common::process::{AppProcess, add_restaurant, browser};
+use crate::common::process::{AppProcess, add_restaurant, browser, get_page};
 use crate::common::{PHONE_PHOTO, extract_csrf, photo_part};
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
@@ -65,14 +65,7 @@ async fn post_review(
     text: &str,
     photo: bool,
 ) -> (StatusCode, String) {
-    let page = client
-        .get(app.url(restaurant))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_page(client, app, restaurant).await;
     let token = extract_csrf(&page).unwrap();
     let mut form = Form::new()
         .text("csrfmiddlewaretoken", token)
@@ -168,14 +161,7 @@ async fn photos_show_without_credentials_in_each_url_mode() {
         );
 
         // The page's links work for anyone: no cookies, no credentials.
-        let page = client
-            .get(app.url(&restaurant))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = get_page(&client, &app, &restaurant).await;
         let (thumbnail, full) = photo_urls(&page).expect("a photo on the page");
         for url in [&thumbnail, &full] {
             let absolute = if url.starts_with("https://") {
@@ -286,14 +272,7 @@ async fn a_storage_outage_fails_reviews_cleanly_and_leaves_no_orphans() {
             .0,
         StatusCode::SEE_OTHER
     );
-    let page = client
-        .get(app.url(&with_photos))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_page(&client, &app, &with_photos).await;
     assert!(
         !page.contains("typed during the outage"),
         "nothing half-saved"

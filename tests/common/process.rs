@@ -135,6 +135,18 @@ impl Drop for AppProcess {
     }
 }
 
+/// The HTML of `path`, fetched with `client` (and its cookies).
+pub async fn get_page(client: &reqwest::Client, app: &AppProcess, path: &str) -> String {
+    client
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A client that keeps cookies and does not follow redirects, like a browser posting forms.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -150,14 +162,7 @@ pub async fn add_restaurant(
     app: &AppProcess,
     name: &str,
 ) -> reqwest::Response {
-    let page = client
-        .get(app.url("/create"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_page(client, app, "/create").await;
     let token = super::extract_csrf(&page).unwrap();
     client
         .post(app.url("/add"))
