@@ -5,7 +5,6 @@
 //! Database for PostgreSQL refuses it.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +12,8 @@ use std::time::Duration;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use tempfile::TempDir;
+
+use super::process::free_port;
 
 pub struct PgCluster {
     pub port: u16,
@@ -87,13 +88,8 @@ impl PgCluster {
                 .unwrap();
             assert!(status.success(), "chown for the throwaway cluster");
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cluster = Self {
-            port,
+        let mut cluster = Self {
+            port: free_port(),
             bin,
             data: data.clone(),
             admin_password,
@@ -126,33 +122,59 @@ impl PgCluster {
             super::token_ldap::LDAP_SUFFIX,
         );
         std::fs::write(data.join("pg_hba.conf"), hba).unwrap();
-        let mut options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            socket_dir.display()
-        );
-        if tls.is_some() {
-            options.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
-                dir = socket_dir.display()
-            ));
+        // The free port was released before the server binds it, so a test starting in parallel
+        // can take it first; start again on another port, and show the server's log if even
+        // that fails.
+        let log = socket_dir.join("server.log");
+        for attempt in 1..=3 {
+            if attempt > 1 {
+                cluster.port = free_port();
+            }
+            let mut options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                cluster.port,
+                socket_dir.display()
+            );
+            if tls.is_some() {
+                options.push_str(&format!(
+                    " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                    dir = socket_dir.display()
+                ));
+            }
+            let started = cluster.try_run(
+                "pg_ctl",
+                &[
+                    "-D".as_ref(),
+                    data.as_os_str(),
+                    "-l".as_ref(),
+                    log.as_os_str(),
+                    "-o".as_ref(),
+                    options.as_ref(),
+                    "-w".as_ref(),
+                    "start".as_ref(),
+                ],
+            );
+            match started {
+                Ok(()) => return Some(cluster),
+                Err(error) if attempt == 3 => panic!(
+                    "{error}\nserver log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+                Err(error) => eprintln!(
+                    "throwaway PostgreSQL did not start (attempt {attempt}), retrying on another port: {error}"
+                ),
+            }
         }
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D".as_ref(),
-                data.as_os_str(),
-                "-l".as_ref(),
-                socket_dir.join("server.log").as_os_str(),
-                "-o".as_ref(),
-                options.as_ref(),
-                "-w".as_ref(),
-                "start".as_ref(),
-            ],
-        );
-        Some(cluster)
+        unreachable!("the loop returns or panics on its last attempt")
     }
 
     fn run(&self, program: &str, args: &[&std::ffi::OsStr]) {
+        if let Err(error) = self.try_run(program, args) {
+            panic!("{error}");
+        }
+    }
+
+    fn try_run(&self, program: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
         let path = self.bin.join(program);
         let output = if self.run_as_postgres {
             Command::new("runuser")
@@ -164,13 +186,16 @@ impl PgCluster {
         } else {
             Command::new(&path).args(args).output()
         }
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-        assert!(
-            output.status.success(),
-            "{program} failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        .map_err(|e| format!("running {program}: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{program} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
     }
 
     pub fn admin_options(&self) -> PgConnectOptions {
