@@ -279,6 +279,17 @@ pub enum PhotoUrlMode {
     Proxy,
 }
 
+impl PhotoUrlMode {
+    /// The `PHOTO_URL_MODE` value that selects this mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            PhotoUrlMode::Public => "public",
+            PhotoUrlMode::Sas => "sas",
+            PhotoUrlMode::Proxy => "proxy",
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct BlobSettings {
     /// `https://<account>.blob.core.windows.net`, or an emulator's path-style

@@ -18,7 +18,8 @@ use crate::photos::PhotoName;
 /// The scope of Azure Database for PostgreSQL's Entra tokens.
 pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
 
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The PostgreSQL migrations, also read by `doctor` to compare with what a database has.
+pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a request waits for a pool connection before the database counts as unavailable.

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod domain;
 pub mod identity;
 pub mod photos;

@@ -1,12 +1,37 @@
 use std::process::ExitCode;
 
 use restaurant_review::config::Settings;
-use restaurant_review::error_chain;
 use restaurant_review::startup::Application;
-use restaurant_review::telemetry;
+use restaurant_review::{doctor, error_chain, telemetry};
+
+const USAGE: &str = "\
+Usage: restaurant-review            serve the site (configured from the environment; see README)
+       restaurant-review doctor     check the environment and print the fix for each problem
+       restaurant-review --version
+";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        None => serve().await,
+        Some("doctor") => ExitCode::from(doctor::main(&args[1..]).await),
+        Some("-h" | "--help") => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some("-V" | "--version") => {
+            println!("restaurant-review {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("restaurant-review: unknown command {other:?}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {

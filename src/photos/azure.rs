@@ -135,6 +135,11 @@ impl AzurePhotoStore {
         })
     }
 
+    /// The object_store client, for `doctor`'s probes.
+    pub(crate) fn client(&self) -> &MicrosoftAzure {
+        &self.store
+    }
+
     fn blob_url(&self, key: &str) -> String {
         format!(
             "{}/{}/{}",
@@ -278,23 +283,73 @@ impl PhotoStore for AzurePhotoStore {
         };
         match tokio::time::timeout(STORAGE_TIMEOUT, list).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(object_store::Error::NotFound { .. })) => Err(explain(
-                "the container does not exist; create it (the tutorial names it \"photos\")".into(),
-            )),
-            Ok(Err(
-                object_store::Error::PermissionDenied { source, .. }
-                | object_store::Error::Unauthenticated { source, .. },
-            )) => Err(explain(format!(
-                "access denied; give the app's identity the \"Storage Blob Data Contributor\" role on the account ({source})"
-            ))),
-            Ok(Err(error)) => Err(explain(format!(
-                "cannot reach it; check STORAGE_ACCOUNT_NAME and the network ({})",
-                crate::error_chain(&error)
-            ))),
+            Ok(Err(error)) => {
+                let (failure, said) = classify(&error);
+                Err(explain(match failure {
+                    BlobFailure::ContainerNotFound => format!(
+                        "the container does not exist; create it (the tutorial names it \"photos\") ({said})"
+                    ),
+                    BlobFailure::AccessDenied => format!(
+                        "access denied; give the app's identity the \"Storage Blob Data Contributor\" role on the account ({said})"
+                    ),
+                    BlobFailure::TokenRefused => format!("the app's token was refused ({said})"),
+                    BlobFailure::Other => format!(
+                        "cannot reach it; check STORAGE_ACCOUNT_NAME and the network ({said})"
+                    ),
+                }))
+            }
             Err(_) => Err(explain(format!(
                 "no answer within {} s",
                 STORAGE_TIMEOUT.as_secs()
             ))),
         }
     }
+}
+
+/// What went wrong in a Blob Storage call, for messages that say what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobFailure {
+    ContainerNotFound,
+    /// The identity has no data role (403 `AuthorizationPermissionMismatch`).
+    AccessDenied,
+    /// The token itself was refused (expired, wrong audience).
+    TokenRefused,
+    Other,
+}
+
+/// Classifies a failed call and summarises what the service said, in one line. object_store
+/// reports some failures (a list on a missing container) as `Generic`, with the response body
+/// in the message, so the service's error code, a stable part of the Blob REST API, is read
+/// from there when the variant does not say.
+pub fn classify(error: &object_store::Error) -> (BlobFailure, String) {
+    let chain = crate::error_chain(error);
+    let between = |open: &str, close: &str| {
+        let start = chain.find(open)? + open.len();
+        let end = chain[start..].find(close)? + start;
+        Some(chain[start..end].trim().to_owned())
+    };
+    let code = between("<Code>", "</Code>");
+    let message = between("<Message>", "</Message>").map(|m| {
+        m.split("RequestId")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    });
+    let failure = match (error, code.as_deref()) {
+        (_, Some("ContainerNotFound")) | (object_store::Error::NotFound { .. }, _) => {
+            BlobFailure::ContainerNotFound
+        }
+        (_, Some("AuthorizationPermissionMismatch" | "AuthorizationFailure"))
+        | (object_store::Error::PermissionDenied { .. }, _) => BlobFailure::AccessDenied,
+        (_, Some("AuthenticationFailed" | "InvalidAuthenticationInfo"))
+        | (object_store::Error::Unauthenticated { .. }, _) => BlobFailure::TokenRefused,
+        _ => BlobFailure::Other,
+    };
+    let said = match (code, message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => chain,
+    };
+    (failure, said)
 }

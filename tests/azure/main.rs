@@ -7,4 +7,6 @@
 mod common;
 
 mod blob_photos;
+mod doctor;
+mod forbidden_storage;
 mod passwordless;

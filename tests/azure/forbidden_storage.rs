@@ -1,0 +1,84 @@
+//! A Blob Storage endpoint that refuses every request with 403 `AuthorizationPermissionMismatch`,
+//! as Azure does for an identity without a data role. Azurite has no RBAC, so the doctor's
+//! "missing role" diagnosis is tested against this instead; it serves HTTPS with a certificate
+//! from a test CA, like the Azurite rig.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+
+use crate::common::test_ca::TestCa;
+
+pub struct ForbiddenStorage {
+    pub port: u16,
+    pub ca: TestCa,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn refuse() -> impl IntoResponse {
+    (
+        StatusCode::FORBIDDEN,
+        [
+            ("x-ms-error-code", "AuthorizationPermissionMismatch"),
+            ("content-type", "application/xml"),
+        ],
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthorizationPermissionMismatch</Code>\
+         <Message>This request is not authorized to perform this operation using this permission.</Message></Error>",
+    )
+}
+
+impl ForbiddenStorage {
+    pub async fn start() -> Self {
+        let ca = TestCa::new("Forbidden Storage Test CA");
+        let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
+        let certificates = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let router = Router::new().fallback(refuse);
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, router) = (acceptor.clone(), router.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
+                        .await;
+                });
+            }
+        });
+        Self { port, ca, server }
+    }
+
+    /// The endpoint as the app is configured with it (`STORAGE_ACCOUNT_NAME`).
+    pub fn endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}/devstoreaccount1", self.port)
+    }
+}
+
+impl Drop for ForbiddenStorage {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
