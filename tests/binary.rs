@@ -119,3 +119,69 @@ async fn incomplete_postgres_settings_name_the_missing_variables() {
         app.output()
     );
 }
+
+/// Runs the binary with `args` and only `vars` in its environment, in a fresh directory.
+fn run_binary(args: &[&str], vars: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(common::process::BINARY)
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn doctor_on_a_laptop_with_nothing_set_is_green_and_names_the_embedded_setup() {
+    let (code, report) = run_binary(&["doctor"], &[]);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains("✓ settings: SQLite at data/restaurant-review.sqlite3"),
+        "{report}"
+    );
+    assert!(report.contains("✓ credential: none needed"), "{report}");
+    assert!(report.ends_with("All checks passed.\n"), "{report}");
+}
+
+#[test]
+fn doctor_with_a_bad_setting_fails_naming_the_variable() {
+    let (code, report) = run_binary(
+        &["doctor", "--json"],
+        &[
+            ("PHOTO_URL_MODE", "magic"),
+            ("STORAGE_ACCOUNT_NAME", "acct1"),
+        ],
+    );
+    assert_eq!(code, 1, "{report}");
+    let parsed: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(parsed["ok"], false);
+    assert_eq!(parsed["checks"][0]["outcome"], "fail");
+    assert!(
+        parsed["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PHOTO_URL_MODE")
+    );
+}
+
+#[test]
+fn unknown_commands_and_arguments_are_refused_with_the_usage() {
+    for args in [&["serve-please"][..], &["doctor", "--yes"][..]] {
+        let (code, text) = run_binary(args, &[]);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(
+            text.contains("Usage: restaurant-review"),
+            "{args:?}: {text}"
+        );
+    }
+    let (code, text) = run_binary(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(text.contains("doctor"), "{text}");
+}
