@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs Azurite, then formatting, lints, and every unit
-# and integration test against SQLite, the real PostgreSQL, throwaway PostgreSQL clusters and
-# Azurite.
+# The whole test suite, as CI runs it: installs Azurite, runs the deployment checks (installing
+# ShellCheck, hadolint and the Azure CLI for its argument parser), then formatting, lints, and
+# every unit and integration test against SQLite, the real PostgreSQL, throwaway PostgreSQL
+# clusters and Azurite.
 #
 # PostgreSQL: tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # and create a fresh database per test. If none answers, this script tries to start the local
@@ -23,8 +24,8 @@ postgres_answers() {
 step "PostgreSQL"
 if [ -z "${TEST_POSTGRES_URL:-}" ] && ! postgres_answers; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-    for version in $(ls /etc/postgresql); do
-      pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+    for dir in /etc/postgresql/*/; do
+      pg_ctlcluster --skip-systemctl-redirect "$(basename "$dir")" main start 2>/dev/null || true
     done
     sleep 2
   fi
@@ -47,6 +48,9 @@ else
   echo "npm not found; the Blob Storage tests will be skipped"
 fi
 
+step "deployment checks (shellcheck, hadolint, deploy/azure.sh against a stub az, every az flag against the real CLI)"
+bash deploy/test/run.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -57,3 +61,6 @@ step "cargo test"
 # The Azure tests mostly wait on timers (token lifetimes of a minute and more), so run more of
 # them at once than there are cores.
 cargo test --all-targets --locked -- --test-threads 8
+
+step "after the build: the binary's glibc floor, the doctor's fix commands against the real CLI"
+bash deploy/test/after_cargo.sh

@@ -299,12 +299,12 @@ async fn sign_in(
         sqlx::Error::Database(e) => e.code().map(|c| c.into_owned()),
         _ => None,
     };
-    let detail = format!(
-        "as {} to {}: {}",
-        pg.user,
-        pg.database,
-        crate::error_chain(&error)
-    );
+    // The server's own words; sqlx's chain repeats them.
+    let said = match &error {
+        sqlx::Error::Database(e) => e.message().to_owned(),
+        other => crate::error_chain(other),
+    };
+    let detail = format!("as {} to {}: {said}", pg.user, pg.database);
     let fix = match code.as_deref() {
         Some("28P01" | "28000") if pg.password.is_none() => {
             Some(context.postgres_principal(&pg.host, &pg.user, &pg.database))

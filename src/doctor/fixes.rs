@@ -76,7 +76,7 @@ impl AzureContext {
         let server = server_name(host);
         let rule = |name: &str, ip: &str| {
             format!(
-                "az postgres flexible-server firewall-rule create --resource-group {} --name {server} --rule-name {name} --start-ip-address {ip} --end-ip-address {ip}",
+                "az postgres flexible-server firewall-rule create --resource-group {} --server-name {server} --name {name} --start-ip-address {ip} --end-ip-address {ip}",
                 self.resource_group
             )
         };
@@ -129,7 +129,7 @@ impl AzureContext {
 
     pub fn postgres_database(&self, host: &str, database: &str) -> String {
         format!(
-            "create the database:\naz postgres flexible-server db create --resource-group {} --server-name {} --database-name {database}",
+            "create the database:\naz postgres flexible-server db create --resource-group {} --server-name {} --name {database}",
             self.resource_group,
             server_name(host)
         )

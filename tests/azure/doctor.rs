@@ -278,6 +278,15 @@ async fn doctor_names_the_failing_check_and_its_fix_for_each_fault() {
             ],
         },
         Fault {
+            what: "the database does not exist",
+            changes: vec![("DBNAME", s("restaurants"))],
+            check: "sign-in",
+            line_says: vec![s("\"restaurants\" does not exist")],
+            fix_says: vec![s(
+                "az postgres flexible-server db create --resource-group rg-demo --server-name <server-name> --name restaurants",
+            )],
+        },
+        Fault {
             what: "no CREATE on schema public",
             changes: vec![("DBNAME", s("locked_down"))],
             check: "migrations",
@@ -293,7 +302,7 @@ async fn doctor_names_the_failing_check_and_its_fix_for_each_fault() {
             check: "TCP",
             line_says: vec![format!("127.0.0.1:{closed_port}")],
             fix_says: vec![s(
-                "az postgres flexible-server firewall-rule create --resource-group rg-demo --name <server-name> --rule-name AllowAllAzureServicesAndResourcesWithinAzureIps --start-ip-address 0.0.0.0 --end-ip-address 0.0.0.0",
+                "az postgres flexible-server firewall-rule create --resource-group rg-demo --server-name <server-name> --name AllowAllAzureServicesAndResourcesWithinAzureIps --start-ip-address 0.0.0.0 --end-ip-address 0.0.0.0",
             )],
         },
         Fault {
@@ -325,7 +334,7 @@ async fn doctor_names_the_failing_check_and_its_fix_for_each_fault() {
         },
     ];
 
-    let mut table = Vec::new();
+    let (mut table, mut fix_commands) = (Vec::new(), Vec::new());
     for fault in faults {
         if fault.changes.iter().any(|(name, _)| *name == "DBUSER") {
             rig.accept_tokens_for("id-never-created");
@@ -350,7 +359,29 @@ async fn doctor_names_the_failing_check_and_its_fix_for_each_fault() {
             );
         }
         table.push(format!("{} → {line} → exit {code}", fault.what));
+        fix_commands.extend(az_commands(&fix));
     }
+    // Every az command a fix shows, for the check against the real Azure CLI's argument parser
+    // that scripts/test.sh runs after this suite (deploy/test/check_az_args.py).
+    let commands =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("doctor-fix-commands.txt");
+    std::fs::write(&commands, fix_commands.join("\n") + "\n").unwrap();
     // The fault table, for the record (`cargo test -- --nocapture` shows it).
     println!("{}", table.join("\n"));
+}
+
+/// The `az` command lines in a fix, including those inside `$(...)`.
+fn az_commands(fix: &str) -> Vec<String> {
+    let mut commands = Vec::new();
+    for line in fix.lines().map(str::trim) {
+        if line.starts_with("az ") {
+            commands.push(line.to_owned());
+        }
+        for inner in line.split("$(").skip(1) {
+            if let Some(command) = inner.split(')').next().filter(|c| c.starts_with("az ")) {
+                commands.push(command.to_owned());
+            }
+        }
+    }
+    commands
 }
