@@ -1,6 +1,6 @@
 //! Types that can only be built valid.
 //!
-//! Every limit here is the one the Azure sample declares in its models (REFERENCE §1) and is
+//! Every limit here is the one the Azure sample declares in its models and is
 //! enforced a second time by the database's CHECK constraints, so a bug in one layer cannot store
 //! a rating of 9 or a 600-character review.
 
@@ -208,48 +208,6 @@ impl RatingSummary {
     }
 }
 
-/// How a 0–5 rating is drawn: whole stars, at most one half star, the rest empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stars {
-    pub full: u8,
-    pub half: bool,
-    pub empty: u8,
-}
-
-impl Stars {
-    /// Rounds an average given in tenths to the nearest half star.
-    pub fn from_tenths(tenths: i64) -> Self {
-        let halves = ((tenths.clamp(0, 50) + 2) / 5) as u8;
-        let full = halves / 2;
-        let half = halves % 2 == 1;
-        Self {
-            full,
-            half,
-            empty: 5 - full - u8::from(half),
-        }
-    }
-
-    pub fn from_rating(rating: u8) -> Self {
-        Self::from_tenths(i64::from(rating) * 10)
-    }
-
-    /// CSS classes for the five star glyphs, left to right.
-    pub fn classes(self) -> Vec<&'static str> {
-        let mut classes = vec!["star-full"; usize::from(self.full)];
-        if self.half {
-            classes.push("star-half");
-        }
-        classes.extend(std::iter::repeat_n("star-empty", usize::from(self.empty)));
-        classes
-    }
-
-    /// What a screen reader says, e.g. "4.5 out of 5 stars".
-    pub fn label(self) -> String {
-        let half = if self.half { ".5" } else { "" };
-        format!("{}{half} out of 5 stars", self.full)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,33 +261,5 @@ mod tests {
         assert_eq!(s(4, 17).average_display().as_deref(), Some("4.3")); // 4.25
         assert_eq!(s(1, 5).average_display().as_deref(), Some("5.0"));
         assert_eq!(s(1, 1).count_display(), "1 review");
-    }
-
-    #[test]
-    fn stars_round_to_the_nearest_half() {
-        assert_eq!(
-            Stars::from_tenths(43),
-            Stars {
-                full: 4,
-                half: true,
-                empty: 0
-            }
-        );
-        assert_eq!(
-            Stars::from_tenths(42),
-            Stars {
-                full: 4,
-                half: false,
-                empty: 1
-            }
-        );
-        assert_eq!(
-            Stars::from_rating(1),
-            Stars {
-                full: 1,
-                half: false,
-                empty: 4
-            }
-        );
     }
 }

@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -21,9 +20,9 @@ use crate::db::{Database, DbError, POSTGRES_SCOPE};
 use crate::identity::{
     self, CredentialError, FIRST_TOKEN_PATIENCE, SelectedCredential, TokenSource,
 };
-use crate::photos::azure::{AzurePhotoStore, STORAGE_SCOPE};
-use crate::photos::local::LocalPhotoStore;
-use crate::photos::{ImageWorkers, PhotoLimits, SharedPhotoStore, StoreError};
+use crate::photos::azure::STORAGE_SCOPE;
+use crate::photos::{ImageWorkers, PhotoLimits, PhotoStore, StoreError};
+use crate::reviews::Reviews;
 use crate::web::{self, AppState};
 
 /// How long in-flight requests get to finish after SIGTERM.
@@ -50,7 +49,6 @@ pub struct Application {
     local_addr: SocketAddr,
     router: Router,
     db: Database,
-    photos: SharedPhotoStore,
     header_read_timeout: Duration,
     /// Background token refreshers, stopped at shutdown.
     refreshers: Vec<tokio::task::JoinHandle<()>>,
@@ -96,8 +94,8 @@ impl Application {
             }
             _ => None,
         };
-        let photos: SharedPhotoStore = match &settings.photos {
-            PhotoSettings::Local { dir } => Arc::new(LocalPhotoStore::new(dir.clone())),
+        let photos = match &settings.photos {
+            PhotoSettings::Local { dir } => PhotoStore::local(dir)?,
             PhotoSettings::AzureBlob(blob) => {
                 let source = token_source(STORAGE_SCOPE)?;
                 token_sources.push(source.clone());
@@ -110,7 +108,7 @@ impl Application {
                             anyhow::Error::new(e).context("getting a Blob Storage token"),
                         )
                     })?;
-                Arc::new(AzurePhotoStore::new(blob.clone(), source)?)
+                PhotoStore::azure(blob, source)?
             }
         };
         let db = Database::connect(&settings.database, db_tokens.as_ref()).await?;
@@ -122,11 +120,16 @@ impl Application {
             .map(TokenSource::spawn_refresher)
             .collect();
 
-        let state = AppState {
+        let reviews = Reviews {
             db: db.clone(),
             photos: photos.clone(),
             workers: ImageWorkers::new(settings.http.image_workers),
-            photo_limits: PhotoLimits::new(settings.http.max_photo_bytes),
+            limits: PhotoLimits::new(settings.http.max_photo_bytes),
+        };
+        let state = AppState {
+            db: db.clone(),
+            photos,
+            reviews,
             token_sources,
         };
         let photo_origin = match &settings.photos {
@@ -152,7 +155,6 @@ impl Application {
             local_addr,
             router,
             db,
-            photos,
             header_read_timeout: settings.http.header_read_timeout,
             refreshers,
         })
@@ -164,10 +166,6 @@ impl Application {
 
     pub fn database(&self) -> &Database {
         &self.db
-    }
-
-    pub fn photos(&self) -> &SharedPhotoStore {
-        &self.photos
     }
 
     /// Serves until SIGTERM or Ctrl-C, then lets in-flight requests finish.

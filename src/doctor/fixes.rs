@@ -203,7 +203,7 @@ mod tests {
         assert!(context.on_app_service);
         let fix = context.postgres_firewall("psql-demo.postgres.database.azure.com");
         assert!(
-            fix.contains("--resource-group rg-demo --name psql-demo"),
+            fix.contains("--resource-group rg-demo --server-name psql-demo"),
             "{fix}"
         );
         assert!(fix.contains("0.0.0.0"), "{fix}");

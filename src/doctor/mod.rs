@@ -9,6 +9,7 @@
 mod azure;
 mod database;
 mod fixes;
+mod migrations;
 mod storage;
 
 use std::collections::HashMap;
@@ -140,7 +141,7 @@ pub async fn run(vars: &HashMap<String, String>) -> Report {
     if let DatabaseSettings::Postgres(pg) = &settings.database {
         database::check_postgres(pg, tokens.postgres.as_ref(), &context, &mut report).await;
     } else if let DatabaseSettings::Sqlite { path } = &settings.database {
-        report.push(database::check_sqlite(path));
+        report.push(migrations::check_sqlite(path));
     }
     match &settings.photos {
         PhotoSettings::AzureBlob(blob) => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use bytes::Bytes;
+use object_store::azure::MicrosoftAzure;
 use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -14,7 +15,7 @@ use super::fixes::AzureContext;
 use super::{Check, Report};
 use crate::config::{BlobSettings, PhotoUrlMode};
 use crate::identity::TokenSource;
-use crate::photos::azure::{AzurePhotoStore, BlobFailure, classify};
+use crate::photos::azure::{self as blob_client, BlobFailure, classify};
 
 const STORAGE_TIMEOUT: Duration = Duration::from_secs(20);
 const PROBE_SAS_LIFETIME: Duration = Duration::from_secs(5 * 60);
@@ -71,14 +72,13 @@ pub async fn check_blob(
         }
         return;
     };
-    let store = match AzurePhotoStore::new(blob.clone(), tokens.clone()) {
-        Ok(store) => store,
+    let client = match blob_client::client(blob, tokens.clone()) {
+        Ok(client) => client,
         Err(error) => {
             report.push(Check::fail("container", crate::error_chain(&error), None));
             return;
         }
     };
-    let client = store.client();
     let listed = timed(client.list_with_delimiter(Some(&Path::from("thumbs")))).await;
     if let Err(error) = listed {
         let (detail, fix) = explain(&error, blob, oid, context);
@@ -108,7 +108,7 @@ pub async fn check_blob(
     }
     let read = timed(async { client.get(&probe).await?.bytes().await }).await;
     let delegation = match blob.url_mode {
-        PhotoUrlMode::Sas => Some(sas_fetch(&store, blob, &probe, &content).await),
+        PhotoUrlMode::Sas => Some(sas_fetch(&client, blob, &probe, &content).await),
         _ => None,
     };
     let deleted = timed(client.delete(&probe)).await;
@@ -138,18 +138,13 @@ pub async fn check_blob(
 /// Signs a read-only link with a user-delegation key and fetches the probe through it with no
 /// credentials, as a browser would.
 async fn sas_fetch(
-    store: &AzurePhotoStore,
+    client: &MicrosoftAzure,
     blob: &BlobSettings,
     probe: &Path,
     content: &Bytes,
 ) -> Check {
     const NAME: &str = "user-delegation key";
-    let signed = timed(
-        store
-            .client()
-            .signed_url(Method::GET, probe, PROBE_SAS_LIFETIME),
-    )
-    .await;
+    let signed = timed(client.signed_url(Method::GET, probe, PROBE_SAS_LIFETIME)).await;
     let url = match signed {
         Ok(url) => url,
         Err(error) => {

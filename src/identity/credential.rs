@@ -148,13 +148,13 @@ pub fn choose(vars: &HashMap<String, String>) -> Result<(CredentialKind, String)
             "azuredeveloperclicredential" => CredentialKind::AzureDeveloperCli,
             "dev" => CredentialKind::DeveloperTools,
             "prod" => {
-                return choose_production(vars, &has).map(|(k, r)| (k, format!("{reason}: {r}")));
+                return choose_production(&has).map(|(k, r)| (k, format!("{reason}: {r}")));
             }
             _ => return Err(CredentialError::UnknownOverride(choice.to_owned())),
         };
         return Ok((kind, reason));
     }
-    if let Ok(found) = choose_production(vars, &has) {
+    if let Ok(found) = choose_production(&has) {
         return Ok(found);
     }
     Ok((
@@ -166,7 +166,6 @@ pub fn choose(vars: &HashMap<String, String>) -> Result<(CredentialKind, String)
 
 /// The deployed-environment credentials, in `DefaultAzureCredential`'s order.
 fn choose_production(
-    _vars: &HashMap<String, String>,
     has: &dyn Fn(&str) -> bool,
 ) -> Result<(CredentialKind, String), CredentialError> {
     if has("AZURE_TENANT_ID") && has("AZURE_CLIENT_ID") && has("AZURE_CLIENT_SECRET") {
@@ -260,13 +259,7 @@ pub fn select(vars: &HashMap<String, String>) -> Result<SelectedCredential, Cred
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::config::test_vars as vars;
 
     /// The README's credential table, row by row.
     #[test]

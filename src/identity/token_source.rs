@@ -13,7 +13,7 @@ use azure_core::credentials::TokenCredential;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::config::Secret;
+use crate::config::{ExposeSecret, SecretString};
 
 /// Refresh when this much of a short token's life is left (or 5 minutes, whichever is less).
 const REFRESH_FRACTION_LEFT: f64 = 0.2;
@@ -34,7 +34,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// A token and when it stops being valid. `Debug` never shows the token.
 #[derive(Clone)]
 pub struct Token {
-    secret: Arc<Secret>,
+    secret: Arc<SecretString>,
     pub expires_on: OffsetDateTime,
     pub obtained_at: OffsetDateTime,
 }
@@ -49,7 +49,7 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     pub fn secret(&self) -> &str {
-        self.secret.expose()
+        self.secret.expose_secret()
     }
 
     fn remaining(&self, now: OffsetDateTime) -> Duration {
@@ -156,10 +156,6 @@ impl TokenSource {
                 book: Mutex::new(Bookkeeping::default()),
             }),
         }
-    }
-
-    pub fn scope(&self) -> &str {
-        &self.inner.scope
     }
 
     /// A valid token: the cached one in steady state, otherwise one fetch shared by all callers.
@@ -290,7 +286,7 @@ impl TokenSource {
         .await;
         let result = match outcome {
             Ok(Ok(access)) => Ok(Token {
-                secret: Arc::new(Secret::new(access.token.secret())),
+                secret: Arc::new(SecretString::from(access.token.secret())),
                 expires_on: access.expires_on,
                 obtained_at: started,
             }),
@@ -508,7 +504,7 @@ mod tests {
     fn refresh_points_follow_the_token_lifetime() {
         let now = OffsetDateTime::now_utc();
         let token = |life: time::Duration| Token {
-            secret: Arc::new(Secret::new("t")),
+            secret: Arc::new(SecretString::from("t")),
             obtained_at: now,
             expires_on: now + life,
         };

@@ -1,19 +1,18 @@
 //! Review photos: validation and re-encoding ([`processing`]) and where they are kept
-//! ([`PhotoStore`], one narrow seam with a backend per storage service).
+//! ([`store::PhotoStore`]: one seam over object_store, with a local directory, Azure Blob
+//! Storage or memory behind it).
 
 pub mod azure;
-pub mod local;
 pub mod processing;
+pub mod store;
 
 use std::fmt;
-use std::sync::Arc;
-
-use async_trait::async_trait;
-use bytes::Bytes;
-
-use crate::error_chain;
 
 pub use processing::{ImageWorkers, PhotoError, PhotoFormat, PhotoLimits, ProcessedPhoto};
+pub use store::{PhotoStore, StoreError, StoredPhoto};
+
+/// The URL prefix under which the app itself serves photos (local directory, `proxy` mode).
+pub const URL_PREFIX: &str = "/photos/";
 
 /// A stored photo's server-generated name: `<uuid>.<ext>`, with the extension of the detected
 /// type. Anything else (path separators, `..`, other extensions) cannot be a `PhotoName`, so
@@ -60,92 +59,57 @@ pub enum Variant {
     Thumbnail,
 }
 
-impl Variant {
-    /// The object key for this rendition; thumbnails live under `thumbs/` with the same name.
-    pub fn key(self, name: &PhotoName) -> String {
-        match self {
-            Variant::Display => name.as_str().to_owned(),
-            Variant::Thumbnail => format!("thumbs/{name}"),
+/// Where one rendition of one photo is kept: thumbnails live under `thumbs/` with the same
+/// name. The only way to name an object in a [`PhotoStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoKey {
+    pub name: PhotoName,
+    pub variant: Variant,
+}
+
+const THUMBNAIL_DIR: &str = "thumbs/";
+
+impl PhotoKey {
+    pub fn new(name: &PhotoName, variant: Variant) -> Self {
+        Self {
+            name: name.clone(),
+            variant,
+        }
+    }
+
+    /// Both renditions of a photo.
+    pub fn both(name: &PhotoName) -> [Self; 2] {
+        [
+            Self::new(name, Variant::Display),
+            Self::new(name, Variant::Thumbnail),
+        ]
+    }
+
+    /// The key as it appears in object paths and photo URLs: `<name>` or `thumbs/<name>`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (variant, name) = match raw.strip_prefix(THUMBNAIL_DIR) {
+            Some(name) => (Variant::Thumbnail, name),
+            None => (Variant::Display, raw),
+        };
+        Some(Self {
+            name: PhotoName::parse(name)?,
+            variant,
+        })
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        self.name.format().content_type()
+    }
+}
+
+impl fmt::Display for PhotoKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.variant {
+            Variant::Display => write!(f, "{}", self.name),
+            Variant::Thumbnail => write!(f, "{THUMBNAIL_DIR}{}", self.name),
         }
     }
 }
-
-/// A photo read back from a store.
-#[derive(Debug, Clone)]
-pub struct StoredPhoto {
-    pub bytes: Bytes,
-    pub content_type: &'static str,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("a photo named {0} already exists")]
-    AlreadyExists(String),
-    #[error("photo storage is unavailable")]
-    Unavailable(#[source] anyhow::Error),
-    #[error("photo storage failed")]
-    Io(#[source] anyhow::Error),
-}
-
-/// Where photos are kept. Implementations never overwrite an existing object.
-#[async_trait]
-pub trait PhotoStore: Send + Sync + fmt::Debug + 'static {
-    /// Stores a new object; fails with [`StoreError::AlreadyExists`] rather than overwrite.
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        content_type: &'static str,
-    ) -> Result<(), StoreError>;
-
-    /// Reads an object; `Ok(None)` when there is none.
-    async fn get(&self, key: &str) -> Result<Option<StoredPhoto>, StoreError>;
-
-    /// Deletes an object; deleting a missing one is not an error.
-    async fn delete(&self, key: &str) -> Result<(), StoreError>;
-
-    /// The URL a browser uses to fetch the object.
-    async fn url(&self, key: &str) -> Result<String, StoreError>;
-
-    /// Checked at startup: the store is reachable and writable.
-    async fn check(&self) -> Result<(), StoreError>;
-}
-
-/// Keeps both renditions of a processed photo, or neither.
-pub async fn save_photo(store: &dyn PhotoStore, photo: &ProcessedPhoto) -> Result<(), StoreError> {
-    let content_type = photo.name.format().content_type();
-    store
-        .put(
-            &Variant::Display.key(&photo.name),
-            photo.display.clone(),
-            content_type,
-        )
-        .await?;
-    if let Err(error) = store
-        .put(
-            &Variant::Thumbnail.key(&photo.name),
-            photo.thumbnail.clone(),
-            content_type,
-        )
-        .await
-    {
-        delete_photo(store, &photo.name).await;
-        return Err(error);
-    }
-    Ok(())
-}
-
-/// Removes both renditions; failures are logged, not returned, because this runs on error paths
-/// where the original error is the one worth reporting.
-pub async fn delete_photo(store: &dyn PhotoStore, name: &PhotoName) {
-    for variant in [Variant::Display, Variant::Thumbnail] {
-        if let Err(error) = store.delete(&variant.key(name)).await {
-            tracing::error!(photo = %name, error = %error_chain(&error), "could not delete a photo; it is now an orphan");
-        }
-    }
-}
-
-pub type SharedPhotoStore = Arc<dyn PhotoStore>;
 
 #[cfg(test)]
 mod tests {
@@ -166,6 +130,26 @@ mod tests {
             "",
         ] {
             assert!(PhotoName::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_round_trip_through_their_text_and_refuse_anything_else() {
+        let name = PhotoName::generate(PhotoFormat::Webp);
+        for key in PhotoKey::both(&name) {
+            assert_eq!(PhotoKey::parse(&key.to_string()), Some(key.clone()));
+        }
+        assert_eq!(
+            PhotoKey::new(&name, Variant::Thumbnail).to_string(),
+            format!("thumbs/{name}")
+        );
+        for bad in [
+            "thumbs/../x.jpg",
+            "thumbs/thumbs/x",
+            "other/x.jpg",
+            "thumbs/",
+        ] {
+            assert!(PhotoKey::parse(bad).is_none(), "{bad:?}");
         }
     }
 }

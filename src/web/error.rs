@@ -7,9 +7,22 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use axum::extract::rejection::BytesRejection;
+
 use crate::db::DbError;
 use crate::error_chain;
 use crate::photos::StoreError;
+use crate::reviews::RefusalKind;
+
+/// The status of a refused review: the one place a refusal becomes HTTP.
+pub fn refusal_status(kind: RefusalKind) -> StatusCode {
+    match kind {
+        RefusalKind::Malformed => StatusCode::BAD_REQUEST,
+        RefusalKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        RefusalKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        RefusalKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -32,6 +45,19 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// A URL-encoded body that could not be read: too large, or broken.
+    pub fn from_body_rejection(rejection: BytesRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(
+                "The restaurant form is far larger than its fields allow.".into(),
+            ),
+            _ => AppError::BadRequest(format!(
+                "The form could not be read: {}",
+                rejection.body_text()
+            )),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,

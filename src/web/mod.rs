@@ -3,19 +3,18 @@
 pub mod assets;
 pub mod error;
 pub mod forms;
-pub mod pages;
+pub mod routes;
 pub mod security;
+pub mod view;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::json;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::map_request_body::MapRequestBodyLayer;
@@ -27,18 +26,19 @@ use tower_http::trace::TraceLayer;
 use crate::config::HttpSettings;
 use crate::db::Database;
 use crate::identity::TokenSource;
-use crate::photos::{ImageWorkers, PhotoLimits, PhotoName, SharedPhotoStore, local};
+use crate::photos::{PhotoStore, URL_PREFIX};
+use crate::reviews::Reviews;
 use error::{AppError, error_page};
-use forms::FORM_OVERHEAD_BYTES;
+use routes::{health, photos, restaurants, reviews};
 
 /// What every handler can reach. Everything here is either a pool or immutable, so any number
 /// of instances can run side by side behind a load balancer.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
-    pub photos: SharedPhotoStore,
-    pub workers: ImageWorkers,
-    pub photo_limits: PhotoLimits,
+    pub photos: PhotoStore,
+    /// Posting a review: the flow, with its database, store, image workers and limits.
+    pub reviews: Reviews,
     /// Token sources for Azure services, reported by `/health`.
     pub token_sources: Vec<TokenSource>,
 }
@@ -52,26 +52,27 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
     let csp = HeaderValue::from_str(&security::content_security_policy(photo_origin))
         .unwrap_or_else(|_| HeaderValue::from_static(security::CONTENT_SECURITY_POLICY));
     let review_body_limit =
-        usize::try_from(state.photo_limits.max_bytes + FORM_OVERHEAD_BYTES).unwrap_or(usize::MAX);
+        usize::try_from(forms::review_body_limit(state.reviews.limits.max_bytes))
+            .unwrap_or(usize::MAX);
     let allowed_hosts = Arc::new(http.allowed_hosts.clone());
     let x_request_id = HeaderName::from_static("x-request-id");
 
     Router::new()
-        .route("/", get(pages::index))
-        .route("/create", get(pages::create_form))
+        .route("/", get(restaurants::index))
+        .route("/create", get(restaurants::create_form))
         .route(
             "/add",
-            post(pages::add_restaurant).layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT)),
+            post(restaurants::add_restaurant).layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT)),
         )
-        .route("/{id}/", get(pages::details))
-        .route("/{id}", get(pages::details_without_slash))
+        .route("/{id}/", get(restaurants::details))
+        .route("/{id}", get(restaurants::details_without_slash))
         .route(
             "/review/{id}",
-            post(pages::add_review).layer(DefaultBodyLimit::max(review_body_limit)),
+            post(reviews::add_review).layer(DefaultBodyLimit::max(review_body_limit)),
         )
-        .route("/health", get(health))
+        .route("/health", get(health::health))
         .route("/static/{name}", get(assets::static_asset))
-        .route(&format!("{}{{*key}}", local::URL_PREFIX), get(photo))
+        .route(&format!("{URL_PREFIX}{{*key}}"), get(photos::photo))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -149,51 +150,4 @@ async fn method_not_allowed() -> Response {
         "Method not allowed",
         "This address does not accept that kind of request.",
     )
-}
-
-/// 200 when the database answers, 503 otherwise, with each token source's state (valid until,
-/// last error; never the token); never cached.
-async fn health(State(app): State<AppState>) -> Response {
-    let probe = tokio::time::timeout(Duration::from_secs(5), app.db.ping()).await;
-    let (status, database) = match probe {
-        Ok(Ok(())) => (StatusCode::OK, "ok"),
-        Ok(Err(error)) => {
-            tracing::warn!(error = %crate::error_chain(&error), "health check: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-        }
-        Err(_) => {
-            tracing::warn!("health check: database did not answer within 5 s");
-            (StatusCode::SERVICE_UNAVAILABLE, "timeout")
-        }
-    };
-    let tokens: Vec<_> = app.token_sources.iter().map(TokenSource::status).collect();
-    let body = json!({
-        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
-        "database": database,
-        "tokens": tokens,
-    });
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(body),
-    )
-        .into_response()
-}
-
-/// Serves a photo from the local store; names are server-generated and never change, so they
-/// may be cached for a year.
-async fn photo(State(app): State<AppState>, Path(key): Path<String>) -> Result<Response, AppError> {
-    let name = key.strip_prefix("thumbs/").unwrap_or(&key);
-    if PhotoName::parse(name).is_none() {
-        return Err(AppError::NotFound);
-    }
-    let stored = app.photos.get(&key).await?.ok_or(AppError::NotFound)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, stored.content_type),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        stored.bytes,
-    )
-        .into_response())
 }

@@ -1,6 +1,5 @@
 //! The real binary as a child process, configured only through its environment, exactly as App
 //! Service starts it; its output is captured for checks such as "no token was logged".
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -22,7 +21,6 @@ pub fn free_port() -> u16 {
 
 pub struct AppProcess {
     child: Child,
-    pub port: u16,
     pub base_url: String,
     output: Arc<Mutex<Vec<String>>>,
     pub dir: TempDir,
@@ -66,7 +64,6 @@ impl AppProcess {
         }
         Self {
             child,
-            port,
             base_url: format!("http://127.0.0.1:{port}"),
             output,
             dir,

@@ -1,7 +1,6 @@
 //! Azurite, the Azure Storage emulator (pinned in package.json, installed by `npm ci`), started
 //! over HTTPS with a certificate from a test CA and `--oauth basic`, so it checks the bearer
 //! tokens' claims (audience, issuer, expiry) as Blob Storage does.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

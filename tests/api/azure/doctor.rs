@@ -8,13 +8,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::azurite::{ACCOUNT, Azurite};
-use crate::common::fake_identity::{FakeIdentity, claims};
-use crate::common::pg_cluster::PgCluster;
-use crate::common::process::{BINARY, free_port};
-use crate::common::test_ca::TestCa;
-use crate::common::token_ldap::TokenLdap;
-use crate::forbidden_storage::ForbiddenStorage;
+use super::forbidden_storage::ForbiddenStorage;
+use crate::helpers::azurite::{ACCOUNT, Azurite};
+use crate::helpers::fake_identity::{FakeIdentity, claims};
+use crate::helpers::pg_cluster::PgCluster;
+use crate::helpers::process::{BINARY, free_port};
+use crate::helpers::test_ca::TestCa;
+use crate::helpers::token_ldap::TokenLdap;
 
 const ROLE: &str = "id-restaurant-demo";
 const DATABASE: &str = "restaurant";
@@ -234,17 +234,9 @@ async fn doctor_names_the_failing_check_and_its_fix_for_each_fault() {
     let Some(rig) = Rig::start().await else {
         return;
     };
-    // A database owned by the admin: PostgreSQL 15+ gives the app's role no CREATE on public.
-    let mut admin = rig.cluster.admin().await;
-    for sql in [
-        "CREATE DATABASE locked_down".to_owned(),
-        format!("GRANT CONNECT ON DATABASE locked_down TO \"{ROLE}\""),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    rig.cluster
+        .create_locked_down_database("locked_down", ROLE)
+        .await;
     let forbidden = ForbiddenStorage::start().await;
     let forbidden_ca = rig.certs.path().join("forbidden-ca.pem");
     std::fs::write(&forbidden_ca, &forbidden.ca.cert_pem).unwrap();

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::fake_identity::{FakeIdentity, Mode, claims};
-use crate::common::pg_cluster::PgCluster;
-use crate::common::process::{AppProcess, add_restaurant, browser};
-use crate::common::test_ca::{Leaf, TestCa};
-use crate::common::token_ldap::TokenLdap;
+use crate::helpers::fake_identity::{FakeIdentity, Mode, claims};
+use crate::helpers::pg_cluster::PgCluster;
+use crate::helpers::process::{AppProcess, add_restaurant, browser};
+use crate::helpers::test_ca::{Leaf, TestCa};
+use crate::helpers::token_ldap::TokenLdap;
 use reqwest::StatusCode;
 
 const ROLE: &str = "restaurant-identity";
@@ -355,17 +355,9 @@ async fn a_role_without_create_on_public_gets_the_grant_it_needs() {
     let Some(rig) = Rig::start(Duration::from_secs(3600)).await else {
         return;
     };
-    // A database owned by the admin: PostgreSQL 15 gives the app's role no CREATE on public.
-    let mut admin = rig.cluster.admin().await;
-    for sql in [
-        "CREATE DATABASE locked_down".to_owned(),
-        format!("GRANT CONNECT ON DATABASE locked_down TO \"{ROLE}\""),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
+    rig.cluster
+        .create_locked_down_database("locked_down", ROLE)
+        .await;
     let mut app = rig.start_app(&[("DBNAME", "locked_down".into())]);
     let status = app.wait_exit(Duration::from_secs(30)).await.expect("stops");
     assert!(!status.success());

@@ -1,26 +1,65 @@
-//! Persistence for restaurants and reviews on SQLite (the zero-setup default) or PostgreSQL.
+//! Persistence for restaurants and reviews on SQLite (the zero-setup default) or PostgreSQL:
+//! pools, sign-in with rotating tokens, migrations and errors here; the queries in [`queries`].
 //!
-//! Each query is written once and compiled for both drivers by [`on_conn!`]: sqlx's query
+//! Each query is written once and compiled for both drivers by `on_conn!`: sqlx's query
 //! builders are generic over the database, and both accept `$N` placeholders and `RETURNING`.
 
+mod queries;
+
+pub use queries::{Restaurant, Review};
+
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
-use time::OffsetDateTime;
 
-use crate::config::{DatabaseSettings, PostgresSettings};
-use crate::domain::{NewRestaurant, NewReview, RatingSummary, RestaurantId};
+use crate::config::{DatabaseSettings, ExposeSecret, PostgresSettings};
+use crate::domain::RestaurantId;
 use crate::identity::{TokenError, TokenSource};
-use crate::photos::PhotoName;
 
 /// The scope of Azure Database for PostgreSQL's Entra tokens.
 pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.default";
 
 /// The PostgreSQL migrations, also read by `doctor` to compare with what a database has.
-pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
+    embedded(&[(
+        20261123000001,
+        "restaurants and reviews",
+        include_str!("../../migrations/postgres/20261123000001_restaurants_and_reviews.sql"),
+    )])
+});
+static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
+    embedded(&[(
+        20261123000001,
+        "restaurants and reviews",
+        include_str!("../../migrations/sqlite/20261123000001_restaurants_and_reviews.sql"),
+    )])
+});
+
+/// Migrations compiled into the binary (App Service runs the binary alone), listed by hand
+/// rather than with `sqlx::migrate!`, whose proc macro compiles both drivers a second time for
+/// the build host; a test checks the list against the folders.
+fn embedded(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
 
 /// How long a request waits for a pool connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,6 +159,7 @@ macro_rules! on_conn {
         }
     };
 }
+pub(crate) use on_conn;
 
 /// The connect options for PostgreSQL, built in exactly one place so that a changing password
 /// (a managed-identity token) can be swapped in for new connections.
@@ -199,7 +239,7 @@ impl Database {
                     (password, _) => pool_options
                         .connect_with(postgres_connect_options(
                             pg,
-                            password.as_ref().map(|p| p.expose()),
+                            password.as_ref().map(|p| p.expose_secret()),
                         ))
                         .await
                         .map_err(DbError::Connect)?,
@@ -251,220 +291,6 @@ impl Database {
             Database::Postgres(pool) => pool.close().await,
         }
     }
-
-    #[tracing::instrument(name = "db.create_restaurant", skip_all)]
-    pub async fn create_restaurant(&self, new: &NewRestaurant) -> Result<RestaurantId, DbError> {
-        let id: i64 = on_conn!(self, conn => {
-            sqlx::query_scalar(
-                "INSERT INTO restaurant (name, street_address, description) \
-                 VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(new.name.as_str())
-            .bind(new.street_address.as_str())
-            .bind(new.description.as_str())
-            .fetch_one(&mut *conn)
-            .await?
-        });
-        Ok(RestaurantId::from_db(id))
-    }
-
-    /// One page of restaurants in name order, plus the total count for the pager.
-    #[tracing::instrument(name = "db.restaurant_page", skip(self))]
-    pub async fn restaurant_page(
-        &self,
-        page: u32,
-        per_page: u32,
-    ) -> Result<(Vec<Restaurant>, i64), DbError> {
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let (rows, total): (Vec<RestaurantRow>, i64) = on_conn!(self, conn => {
-            let rows = sqlx::query_as(
-                "SELECT id, name, street_address, description, review_count, rating_sum \
-                 FROM restaurant ORDER BY name, id LIMIT $1 OFFSET $2",
-            )
-            .bind(i64::from(per_page))
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?;
-            let total = sqlx::query_scalar("SELECT COUNT(*) FROM restaurant")
-                .fetch_one(&mut *conn)
-                .await?;
-            (rows, total)
-        });
-        Ok((rows.into_iter().map(Restaurant::from).collect(), total))
-    }
-
-    #[tracing::instrument(name = "db.restaurant", skip(self), fields(id = id.get()))]
-    pub async fn restaurant(&self, id: RestaurantId) -> Result<Option<Restaurant>, DbError> {
-        let row: Option<RestaurantRow> = on_conn!(self, conn => {
-            sqlx::query_as(
-                "SELECT id, name, street_address, description, review_count, rating_sum \
-                 FROM restaurant WHERE id = $1",
-            )
-            .bind(id.get())
-            .fetch_optional(&mut *conn)
-            .await?
-        });
-        Ok(row.map(Restaurant::from))
-    }
-
-    /// A page of a restaurant's reviews, newest first.
-    #[tracing::instrument(name = "db.reviews", skip(self), fields(id = id.get()))]
-    pub async fn reviews(
-        &self,
-        id: RestaurantId,
-        page: u32,
-        per_page: u32,
-    ) -> Result<Vec<Review>, DbError> {
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let rows: Vec<ReviewRow> = on_conn!(self, conn => {
-            sqlx::query_as(
-                "SELECT id, user_name, rating, review_text, review_date, image_name \
-                 FROM review WHERE restaurant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
-            )
-            .bind(id.get())
-            .bind(i64::from(per_page))
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?
-        });
-        Ok(rows.into_iter().map(Review::from).collect())
-    }
-
-    /// Inserts a review and updates the restaurant's running totals in one transaction.
-    /// Fails with [`DbError::RestaurantNotFound`] (and writes nothing) for an unknown restaurant.
-    #[tracing::instrument(name = "db.add_review", skip(self, review, image), fields(id = id.get()))]
-    pub async fn add_review(
-        &self,
-        id: RestaurantId,
-        review: &NewReview,
-        image: Option<&PhotoName>,
-    ) -> Result<i64, DbError> {
-        let rating = i16::from(review.rating.value());
-        let now = OffsetDateTime::now_utc();
-        on_conn!(self, conn => {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            // Updating the parent first also locks it, so concurrent reviews cannot lose an
-            // increment, and tells us whether the restaurant exists.
-            let updated = sqlx::query(
-                "UPDATE restaurant SET review_count = review_count + 1, rating_sum = rating_sum + $1 \
-                 WHERE id = $2",
-            )
-            .bind(rating)
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() == 0 {
-                return Err(DbError::RestaurantNotFound(id));
-            }
-            let review_id: i64 = sqlx::query_scalar(
-                "INSERT INTO review (restaurant_id, user_name, rating, review_text, review_date, image_name) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            )
-            .bind(id.get())
-            .bind(review.user_name.as_str())
-            .bind(rating)
-            .bind(review.review_text.as_str())
-            .bind(now)
-            .bind(image.map(PhotoName::as_str))
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(review_id)
-        })
-    }
-
-    /// Every stored photo name; used by tests and consistency checks.
-    pub async fn image_names(&self) -> Result<Vec<String>, DbError> {
-        Ok(on_conn!(self, conn => {
-            sqlx::query_scalar("SELECT image_name FROM review WHERE image_name IS NOT NULL ORDER BY id")
-                .fetch_all(&mut *conn)
-                .await?
-        }))
-    }
-
-    /// Number of rows in the review table.
-    pub async fn review_total(&self) -> Result<i64, DbError> {
-        Ok(on_conn!(self, conn => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM review").fetch_one(&mut *conn).await?
-        }))
-    }
-
-    /// Number of rows in the restaurant table.
-    pub async fn restaurant_total(&self) -> Result<i64, DbError> {
-        Ok(on_conn!(self, conn => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM restaurant").fetch_one(&mut *conn).await?
-        }))
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RestaurantRow {
-    id: i64,
-    name: String,
-    street_address: String,
-    description: String,
-    review_count: i64,
-    rating_sum: i64,
-}
-
-/// A stored restaurant with its rating totals.
-#[derive(Debug, Clone)]
-pub struct Restaurant {
-    pub id: RestaurantId,
-    pub name: String,
-    pub street_address: String,
-    pub description: String,
-    pub ratings: RatingSummary,
-}
-
-impl From<RestaurantRow> for Restaurant {
-    fn from(row: RestaurantRow) -> Self {
-        Self {
-            id: RestaurantId::from_db(row.id),
-            name: row.name,
-            street_address: row.street_address,
-            description: row.description,
-            ratings: RatingSummary {
-                review_count: row.review_count,
-                rating_sum: row.rating_sum,
-            },
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct ReviewRow {
-    id: i64,
-    user_name: String,
-    rating: i16,
-    review_text: String,
-    review_date: OffsetDateTime,
-    image_name: Option<String>,
-}
-
-/// A stored review.
-#[derive(Debug, Clone)]
-pub struct Review {
-    pub id: i64,
-    pub user_name: String,
-    pub rating: u8,
-    pub review_text: String,
-    pub review_date: OffsetDateTime,
-    /// `None` also when a stored name is not one this app generates (never served).
-    pub image: Option<PhotoName>,
-}
-
-impl From<ReviewRow> for Review {
-    fn from(row: ReviewRow) -> Self {
-        Self {
-            id: row.id,
-            user_name: row.user_name,
-            rating: u8::try_from(row.rating).unwrap_or(0),
-            review_text: row.review_text,
-            review_date: row.review_date,
-            image: row.image_name.as_deref().and_then(PhotoName::parse),
-        }
-    }
 }
 
 /// Keeps the pool's password equal to the current token, so each new connection signs in with
@@ -484,4 +310,46 @@ fn rotate_password_with_tokens(pool: &PgPool, settings: PostgresSettings, tokens
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every migration file is in the embedded list, with the version and description its
+    /// name gives (as `sqlx migrate` would read the folder).
+    #[test]
+    fn the_embedded_migrations_are_exactly_the_migration_folders() {
+        for (folder, migrator) in [
+            ("postgres", &*POSTGRES_MIGRATIONS),
+            ("sqlite", &*SQLITE_MIGRATIONS),
+        ] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(folder);
+            let mut files: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .filter(|path| path.extension().is_some_and(|e| e == "sql"))
+                .map(|path| {
+                    let stem = path.file_stem().unwrap().to_str().unwrap().to_owned();
+                    let (version, description) = stem.split_once('_').unwrap();
+                    let sql = std::fs::read_to_string(&path).unwrap();
+                    (version.parse().unwrap(), description.replace('_', " "), sql)
+                })
+                .collect();
+            files.sort();
+            let embedded: Vec<(i64, String, String)> = migrator
+                .iter()
+                .map(|m| {
+                    (
+                        m.version,
+                        m.description.to_string(),
+                        m.sql.as_str().to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(embedded, files, "migrations/{folder}");
+        }
+    }
 }

@@ -3,7 +3,6 @@
 //! other role's password is checked by [`TokenLdap`](super::token_ldap::TokenLdap), which
 //! accepts exactly the minted, unexpired tokens, so a stale token is refused at connect as Azure
 //! Database for PostgreSQL refuses it.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,13 +42,9 @@ fn is_root() -> bool {
 }
 
 impl PgCluster {
-    /// Starts a cluster, or `None` (with the reason printed) where no server binaries exist;
-    /// in CI (`CI=true`) that is a failure instead.
-    pub fn start(tokens: &super::token_ldap::TokenLdap) -> Option<Self> {
-        Self::start_with(tokens, None)
-    }
-
-    /// Like [`PgCluster::start`], serving TLS with `tls`'s certificate when given.
+    /// Starts a cluster, serving TLS with `tls`'s certificate when given, or `None` (with the
+    /// reason printed) where no server binaries exist; in CI (`CI=true`) that is a failure
+    /// instead.
     pub fn start_with(
         tokens: &super::token_ldap::TokenLdap,
         tls: Option<&super::test_ca::Leaf>,
@@ -221,6 +216,21 @@ impl PgCluster {
         for sql in [
             format!("CREATE ROLE \"{role}\" LOGIN"),
             format!("CREATE DATABASE \"{database}\" OWNER \"{role}\""),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A database owned by the administrator that `role` may only connect to: PostgreSQL 15
+    /// and later give such a role no CREATE on schema public.
+    pub async fn create_locked_down_database(&self, database: &str, role: &str) {
+        let mut admin = self.admin().await;
+        for sql in [
+            format!("CREATE DATABASE \"{database}\""),
+            format!("GRANT CONNECT ON DATABASE \"{database}\" TO \"{role}\""),
         ] {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut admin)

@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::azurite::Azurite;
-use crate::common::fake_identity::FakeIdentity;
-use crate::common::process::{AppProcess, add_restaurant, browser, get_page};
-use crate::common::{PHONE_PHOTO, extract_csrf, photo_part};
+use crate::helpers::azurite::Azurite;
+use crate::helpers::fake_identity::FakeIdentity;
+use crate::helpers::process::{AppProcess, add_restaurant, browser, get_page};
+use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
@@ -25,7 +25,13 @@ impl Rig {
         Some(Self { azurite, identity })
     }
 
-    fn start_app(&self, container: &str, mode: &str) -> AppProcess {
+    /// Creates `container` and starts the app on it. The container exists before the app
+    /// starts, as deploy/azure.sh provisions it (Azurite starts empty): private, except for the
+    /// `public` URL mode, whose container allows anonymous reads as the tutorial's does.
+    async fn start_app(&self, container: &str, mode: &str) -> AppProcess {
+        self.azurite
+            .create_container(container, &self.storage_token(), mode == "public")
+            .await;
         let endpoint = self.azurite.endpoint();
         let ca = self.azurite.ca_file().display().to_string();
         AppProcess::start(&[
@@ -117,17 +123,15 @@ async fn photos_show_without_credentials_in_each_url_mode() {
     let Some(rig) = Rig::start(Duration::from_secs(3600)).await else {
         return;
     };
-    // `public` is the tutorial's setup: a container that allows anonymous reads.
-    rig.azurite
-        .create_container("photos-public", &rig.storage_token(), true)
-        .await;
+    // `public` is the tutorial's setup: a container that allows anonymous reads (start_app
+    // creates it so); the other modes' containers are private.
     let anonymous = rig.azurite.anonymous_client();
     for (mode, container) in [
         ("public", "photos-public"),
         ("sas", "photos-sas"),
         ("proxy", "photos-proxy"),
     ] {
-        let mut app = rig.start_app(container, mode);
+        let mut app = rig.start_app(container, mode).await;
         assert!(app.wait_healthy().await, "{mode}: {}", app.output());
         let client = browser();
         let restaurant = restaurant_page(&client, &app, &format!("Blob {mode}")).await;
@@ -218,7 +222,7 @@ async fn a_storage_outage_fails_reviews_cleanly_and_leaves_no_orphans() {
     let Some(mut rig) = Rig::start(Duration::from_secs(3600)).await else {
         return;
     };
-    let mut app = rig.start_app("photos", "sas");
+    let mut app = rig.start_app("photos", "sas").await;
     assert!(app.wait_healthy().await, "{}", app.output());
     let client = browser();
     let with_photos = restaurant_page(&client, &app, "Photo Spot").await;
@@ -303,7 +307,7 @@ async fn sixty_second_tokens_never_fail_an_upload_over_several_minutes() {
     let Some(rig) = Rig::start(Duration::from_secs(60)).await else {
         return;
     };
-    let mut app = rig.start_app("photos", "sas");
+    let mut app = rig.start_app("photos", "sas").await;
     assert!(app.wait_healthy().await, "{}", app.output());
     let client = browser();
     let restaurant = restaurant_page(&client, &app, "Soak Kitchen").await;
@@ -348,7 +352,7 @@ async fn sixty_second_tokens_never_fail_an_upload_over_several_minutes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_storage_account_stops_startup_with_a_clear_message() {
     let identity = FakeIdentity::start(Duration::from_secs(3600)).await;
-    let closed_port = crate::common::process::free_port();
+    let closed_port = crate::helpers::process::free_port();
     let mut app = AppProcess::start(&[
         ("IDENTITY_ENDPOINT", &identity.app_service_url),
         ("IDENTITY_HEADER", identity.header_secret()),

@@ -1,12 +1,11 @@
 //! The real binary, started the way users and App Service start it: configuration from the
 //! environment only.
 
-mod common;
-
 use std::time::Duration;
 
-use common::process::AppProcess;
 use sqlx::Connection;
+
+use crate::helpers::process::{AppProcess, BINARY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_configuration_it_creates_sqlite_under_data_and_stops_cleanly_on_sigterm() {
@@ -123,7 +122,7 @@ async fn incomplete_postgres_settings_name_the_missing_variables() {
 /// Runs the binary with `args` and only `vars` in its environment, in a fresh directory.
 fn run_binary(args: &[&str], vars: &[(&str, &str)]) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(common::process::BINARY)
+    let output = std::process::Command::new(BINARY)
         .args(args)
         .current_dir(dir.path())
         .env_clear()

@@ -1,6 +1,7 @@
 //! Test harness: spawns the real application on port 0 against a fresh SQLite file or a fresh
-//! PostgreSQL database, and talks to it over HTTP like a browser would.
-#![allow(dead_code)]
+//! PostgreSQL database, and talks to it over HTTP like a browser would. The submodules are the
+//! rigs of the Azure tests: the real binary as a child process, a fake identity endpoint,
+//! throwaway PostgreSQL clusters, an LDAP token check, Azurite and a test CA.
 
 pub mod azurite;
 pub mod fake_identity;
@@ -32,33 +33,14 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs each scenario against both backends: `name::sqlite` and `name::postgres`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($(async fn $name:ident($app:ident: &TestApp) $body:block)*) => {
-        $(
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn scenario($app: &TestApp) $body
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    let app = TestApp::spawn(Backend::Sqlite).await.expect("SQLite is always available");
-                    scenario(&app).await;
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(app) = TestApp::spawn(Backend::Postgres).await {
-                        scenario(&app).await;
-                    }
-                }
-            }
-        )*
-    };
-}
+/// Runs a test once on SQLite and once on PostgreSQL, on a two-thread runtime:
+/// `#[apply(both_backends)]` over an `async fn name(#[case] backend: Backend)`.
+#[rstest_reuse::template]
+#[rstest]
+#[case::sqlite(Backend::Sqlite)]
+#[case::postgres(Backend::Postgres)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub fn both_backends(#[case] backend: Backend) {}
 
 fn admin_options() -> PgConnectOptions {
     let url = std::env::var("TEST_POSTGRES_URL")
@@ -113,7 +95,7 @@ impl PgTestDatabase {
             user: admin.get_username().to_owned(),
             // The local cluster trusts 127.0.0.1 and ignores it; without one, the app would
             // sign in with an Entra token instead.
-            password: Some(restaurant_review::config::Secret::new(
+            password: Some(restaurant_review::config::SecretString::from(
                 std::env::var("TEST_POSTGRES_PASSWORD")
                     .unwrap_or_else(|_| "unused-with-trust-auth".into()),
             )),
@@ -153,7 +135,6 @@ pub struct TestApp {
     pub client: Client,
     pub db: Database,
     pub photo_dir: PathBuf,
-    pub backend: Backend,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data_dir: TempDir,
@@ -163,6 +144,9 @@ pub struct TestApp {
 static TRACING: Once = Once::new();
 
 impl TestApp {
+    /// Spawns the app with the test defaults. SQLite is always available; PostgreSQL gives
+    /// `None` when no server is reachable on a developer machine (the test is then skipped with
+    /// the reason printed), and fails the test in CI (`CI=true`).
     pub async fn spawn(backend: Backend) -> Option<Self> {
         Self::spawn_with(backend, |_| {}).await
     }
@@ -217,7 +201,6 @@ impl TestApp {
             client,
             db,
             photo_dir,
-            backend,
             shutdown: Some(tx),
             server: Some(server),
             _data_dir: data_dir,
@@ -298,12 +281,33 @@ impl TestApp {
             .expect("POST /review")
     }
 
+    /// Rows in the review table.
     pub async fn review_count(&self) -> i64 {
-        self.db.review_total().await.unwrap()
+        self.count("SELECT COUNT(*) FROM review").await
     }
 
+    /// Rows in the restaurant table.
     pub async fn restaurant_count(&self) -> i64 {
-        self.db.restaurant_total().await.unwrap()
+        self.count("SELECT COUNT(*) FROM restaurant").await
+    }
+
+    /// Every photo name stored with a review, oldest review first.
+    pub async fn image_names(&self) -> Vec<String> {
+        const SQL: &str = "SELECT image_name FROM review WHERE image_name IS NOT NULL ORDER BY id";
+        match &self.db {
+            Database::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
+            Database::Postgres(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
+        }
+        .expect("listing the stored photo names")
+    }
+
+    /// Runs a `SELECT COUNT(*)` on the app's pool (the same SQL on either backend).
+    async fn count(&self, sql: &'static str) -> i64 {
+        match &self.db {
+            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Files in the photo directory (both renditions), excluding the write-check leftovers.

@@ -1,5 +1,4 @@
 //! Certificate authorities made at test time, for TLS that is really verified.
-#![allow(dead_code)]
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 

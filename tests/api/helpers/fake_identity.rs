@@ -1,9 +1,8 @@
-//! A local stand-in for the Azure managed-identity endpoint that speaks the real wire protocols:
-//! App Service (`IDENTITY_ENDPOINT`, `X-IDENTITY-HEADER`, api-version 2019-08-01) and IMDS
-//! (`Metadata: true`, api-version 2018-02-01). It mints JWTs with real `aud`/`iss`/`oid`/`tid`/
-//! `exp` claims and a chosen lifetime, counts calls, can be told to fail, and can run a hook for
-//! every minted token (the PostgreSQL emulation makes each token the role's password).
-#![allow(dead_code)]
+//! A local stand-in for the Azure managed-identity endpoint that speaks the real wire protocol
+//! of App Service (`IDENTITY_ENDPOINT`, `X-IDENTITY-HEADER`, api-version 2019-08-01). It mints
+//! JWTs with real `aud`/`iss`/`oid`/`tid`/`exp` claims and a chosen lifetime, counts calls, can
+//! be told to fail, and can run a hook for every minted token (the PostgreSQL emulation makes
+//! each token the role's password).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,7 +22,6 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 pub const APP_SERVICE_API_VERSION: &str = "2019-08-01";
-pub const IMDS_API_VERSION: &str = "2018-02-01";
 
 /// How the endpoint answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +29,6 @@ pub enum Mode {
     Normal,
     /// 500 Internal Server Error.
     Fail500,
-    /// 429 Too Many Requests with `Retry-After`.
-    Fail429 {
-        retry_after_secs: u64,
-    },
-    /// 400, as for an identity that is not assigned.
-    Fail400,
-    /// Never answers.
-    Hang,
 }
 
 pub type MintHook =
@@ -49,7 +39,7 @@ struct Shared {
     object_id: String,
     tenant_id: String,
     header_secret: String,
-    lifetime: Mutex<Duration>,
+    lifetime: Duration,
     mode: Mutex<Mode>,
     requests: AtomicU64,
     minted: AtomicU64,
@@ -59,7 +49,6 @@ struct Shared {
 
 pub struct FakeIdentity {
     pub app_service_url: String,
-    pub imds_url: String,
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -71,7 +60,7 @@ impl FakeIdentity {
             object_id: uuid::Uuid::new_v4().to_string(),
             tenant_id: uuid::Uuid::new_v4().to_string(),
             header_secret: format!("identity-header-{}", uuid::Uuid::new_v4().simple()),
-            lifetime: Mutex::new(lifetime),
+            lifetime,
             mode: Mutex::new(Mode::Normal),
             requests: AtomicU64::new(0),
             minted: AtomicU64::new(0),
@@ -80,7 +69,6 @@ impl FakeIdentity {
         });
         let router = Router::new()
             .route("/msi/token", get(app_service))
-            .route("/metadata/identity/oauth2/token", get(imds))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -89,7 +77,6 @@ impl FakeIdentity {
         });
         Self {
             app_service_url: format!("http://{addr}/msi/token"),
-            imds_url: format!("http://{addr}/metadata/identity/oauth2/token"),
             shared,
             server,
         }
@@ -109,10 +96,6 @@ impl FakeIdentity {
         *self.shared.mode.lock().unwrap() = mode;
     }
 
-    pub fn set_lifetime(&self, lifetime: Duration) {
-        *self.shared.lifetime.lock().unwrap() = lifetime;
-    }
-
     pub fn on_mint(&self, hook: MintHook) {
         *self.shared.on_mint.lock().unwrap() = Some(hook);
     }
@@ -129,7 +112,7 @@ impl FakeIdentity {
     /// A token for `resource` handed to the test itself (e.g. to inspect storage), recorded
     /// like every other token but not counted as a request.
     pub fn issue(&self, resource: &str) -> String {
-        let (token, _, _) = mint(&self.shared, resource);
+        let (token, _) = mint(&self.shared, resource);
         self.shared.tokens.lock().unwrap().push(token.clone());
         token
     }
@@ -152,10 +135,9 @@ pub fn claims(jwt: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
-fn mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime, u64) {
-    let lifetime = *shared.lifetime.lock().unwrap();
+fn mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime) {
     let now = OffsetDateTime::now_utc();
-    let expires = now + lifetime;
+    let expires = now + shared.lifetime;
     let header = json!({"typ": "JWT", "alg": "RS256", "kid": "fake-signing-key"});
     let claims = json!({
         "aud": resource,
@@ -173,11 +155,11 @@ fn mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime, u64) {
     let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
     let signature = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 64]>());
     let token = format!("{}.{}.{}", encode(&header), encode(&claims), signature);
-    (token, expires, lifetime.as_secs())
+    (token, expires)
 }
 
 /// Answers with the current failure mode, if any.
-async fn failure(shared: &Shared) -> Option<Response> {
+fn failure(shared: &Shared) -> Option<Response> {
     let mode = *shared.mode.lock().unwrap();
     match mode {
         Mode::Normal => None,
@@ -188,19 +170,6 @@ async fn failure(shared: &Shared) -> Option<Response> {
             )
                 .into_response(),
         ),
-        Mode::Fail429 { retry_after_secs } => Some(
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", retry_after_secs.to_string())],
-                "too many requests",
-            )
-                .into_response(),
-        ),
-        Mode::Fail400 => Some(not_assigned()),
-        Mode::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            None
-        }
     }
 }
 
@@ -215,15 +184,15 @@ fn not_assigned() -> Response {
         .into_response()
 }
 
-async fn finish_mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime, u64) {
-    let (token, expires, lifetime) = mint(shared, resource);
+async fn finish_mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime) {
+    let (token, expires) = mint(shared, resource);
     let hook = shared.on_mint.lock().unwrap().clone();
     if let Some(hook) = hook {
         hook(token.clone(), expires).await;
     }
     shared.tokens.lock().unwrap().push(token.clone());
     shared.minted.fetch_add(1, Ordering::SeqCst);
-    (token, expires, lifetime)
+    (token, expires)
 }
 
 async fn app_service(
@@ -255,59 +224,16 @@ async fn app_service(
     {
         return not_assigned();
     }
-    if let Some(response) = failure(&shared).await {
+    if let Some(response) = failure(&shared) {
         return response;
     }
-    let (token, expires, _) = finish_mint(&shared, &resource).await;
+    let (token, expires) = finish_mint(&shared, &resource).await;
     axum::Json(json!({
         "access_token": token,
         "expires_on": expires.unix_timestamp().to_string(),
         "resource": resource,
         "token_type": "Bearer",
         "client_id": shared.client_id,
-    }))
-    .into_response()
-}
-
-async fn imds(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
-        return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_request", "error_description": "Required metadata header not specified"}))).into_response();
-    }
-    if query.get("api-version").map(String::as_str) != Some(IMDS_API_VERSION) {
-        return (StatusCode::BAD_REQUEST, "unsupported api-version").into_response();
-    }
-    let Some(resource) = query.get("resource").cloned() else {
-        return (StatusCode::BAD_REQUEST, "resource is required").into_response();
-    };
-    if query
-        .get("client_id")
-        .is_some_and(|id| id != &shared.client_id)
-    {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(
-                json!({"error": "invalid_request", "error_description": "Identity not found"}),
-            ),
-        )
-            .into_response();
-    }
-    if let Some(response) = failure(&shared).await {
-        return response;
-    }
-    let (token, expires, lifetime) = finish_mint(&shared, &resource).await;
-    axum::Json(json!({
-        "access_token": token,
-        "expires_in": lifetime.to_string(),
-        "expires_on": expires.unix_timestamp().to_string(),
-        "ext_expires_in": lifetime.to_string(),
-        "not_before": (expires.unix_timestamp() - lifetime as i64).to_string(),
-        "resource": resource,
-        "token_type": "Bearer",
     }))
     .into_response()
 }

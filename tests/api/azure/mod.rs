@@ -1,10 +1,6 @@
 //! The Azure integrations, tested for real without Azure: the real binary configured as App
 //! Service configures it, a fake managed-identity endpoint, throwaway PostgreSQL clusters that
-//! check tokens like Azure does, and Azurite. One test binary, so the minutes-long token soaks
-//! run side by side.
-
-#[path = "../common/mod.rs"]
-mod common;
+//! check tokens like Azure does, and Azurite.
 
 mod blob_photos;
 mod doctor;

@@ -15,7 +15,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
-use crate::common::test_ca::TestCa;
+use crate::helpers::test_ca::TestCa;
 
 pub struct ForbiddenStorage {
     pub port: u16,

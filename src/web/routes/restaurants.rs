@@ -1,0 +1,197 @@
+//! `/` (the list), `/create` and `POST /add` (a new restaurant), `/<id>/` (one restaurant with
+//! its reviews and the review form).
+
+use askama::Template;
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::html;
+// The templates name the forms' fields and limits through these.
+use crate::domain::{
+    Description, RestaurantId, RestaurantName, ReviewText, StreetAddress, UserName,
+};
+use crate::forms::{FieldErrors, RestaurantInput, ReviewInput, field};
+use crate::photos::processing::human_bytes;
+use crate::reviews::ReviewFormState;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::forms::parse_urlencoded;
+use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
+use crate::web::view::{Pager, RestaurantView, ReviewView, requested_page};
+
+pub const RESTAURANTS_PER_PAGE: u32 = 20;
+pub const REVIEWS_PER_PAGE: u32 = 20;
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage {
+    restaurants: Vec<RestaurantView>,
+    pager: Pager,
+}
+
+#[derive(Template)]
+#[template(path = "create.html")]
+struct CreatePage<'a> {
+    csrf_token: &'a str,
+    input: RestaurantInput,
+    errors: FieldErrors,
+}
+
+#[derive(Template)]
+#[template(path = "details.html")]
+struct DetailsPage<'a> {
+    csrf_token: &'a str,
+    restaurant: RestaurantView,
+    reviews: Vec<ReviewView>,
+    pager: Pager,
+    input: ReviewInput,
+    errors: FieldErrors,
+    form_open: bool,
+    form_message: Option<String>,
+    rating_choices: [u8; 5],
+    max_photo_bytes: u64,
+    max_photo_label: String,
+}
+
+pub async fn index(
+    State(app): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let requested = requested_page(query);
+    let (mut rows, mut total) = app
+        .db
+        .restaurant_page(requested, RESTAURANTS_PER_PAGE)
+        .await?;
+    let pager = Pager::new(requested, total, RESTAURANTS_PER_PAGE);
+    if pager.page != requested {
+        // Past the last page: show the last one rather than an empty list.
+        (rows, total) = app
+            .db
+            .restaurant_page(pager.page, RESTAURANTS_PER_PAGE)
+            .await?;
+    }
+    let page = IndexPage {
+        restaurants: rows.into_iter().map(RestaurantView::from).collect(),
+        pager: Pager::new(pager.page, total, RESTAURANTS_PER_PAGE),
+    };
+    html(StatusCode::OK, &page)
+}
+
+pub async fn create_form(Extension(csrf): Extension<CsrfToken>) -> Result<Response, AppError> {
+    let page = CreatePage {
+        csrf_token: csrf.as_str(),
+        input: RestaurantInput::default(),
+        errors: FieldErrors::default(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+fn is_urlencoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+pub async fn add_restaurant(
+    State(app): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, AppError> {
+    if !is_urlencoded(&headers) {
+        return Err(AppError::UnsupportedMediaType(
+            "Send the restaurant form as application/x-www-form-urlencoded, as the page does."
+                .into(),
+        ));
+    }
+    let body = body.map_err(AppError::from_body_rejection)?;
+    let refused = |input: RestaurantInput, errors: FieldErrors, status: StatusCode| {
+        let csrf_token = csrf.as_str();
+        html(
+            status,
+            &CreatePage {
+                csrf_token,
+                input,
+                errors,
+            },
+        )
+    };
+    let mut fields = match parse_urlencoded(&body) {
+        Ok(fields) => fields,
+        Err(error) => {
+            let errors = FieldErrors::one(error.shown_at(), error.to_string());
+            return refused(RestaurantInput::default(), errors, StatusCode::BAD_REQUEST);
+        }
+    };
+    if !fields.get(CSRF_FIELD).is_some_and(|t| csrf.matches(t)) {
+        return Ok(csrf_failure());
+    }
+    let input = RestaurantInput::from_fields(&mut fields);
+    match input.validate() {
+        Ok(new) => {
+            let id = app.db.create_restaurant(&new).await?;
+            tracing::info!(restaurant = id.get(), "restaurant added");
+            Ok(Redirect::to(&format!("/{id}/")).into_response())
+        }
+        Err(errors) => refused(input, errors, StatusCode::UNPROCESSABLE_ENTITY),
+    }
+}
+
+pub async fn details(
+    State(app): State<AppState>,
+    Extension(csrf): Extension<CsrfToken>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
+    render_details(&app, id, requested_page(query), &csrf, None, StatusCode::OK).await
+}
+
+/// `/<id>` without the slash: send browsers to the canonical `/<id>/`, as Django does.
+pub async fn details_without_slash(Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
+    Ok(Redirect::permanent(&format!("/{id}/")).into_response())
+}
+
+/// The details page, with the review form open and filled in when `form` is a refused one.
+pub(super) async fn render_details(
+    app: &AppState,
+    id: RestaurantId,
+    page: u32,
+    csrf: &CsrfToken,
+    form: Option<ReviewFormState>,
+    status: StatusCode,
+) -> Result<Response, AppError> {
+    let restaurant = app.db.restaurant(id).await?.ok_or(AppError::NotFound)?;
+    let pager = Pager::new(page, restaurant.ratings.review_count, REVIEWS_PER_PAGE);
+    let mut reviews = Vec::new();
+    for review in app.db.reviews(id, pager.page, REVIEWS_PER_PAGE).await? {
+        reviews.push(ReviewView::new(review, &app.photos).await);
+    }
+    let form_open = form.is_some();
+    let form = form.unwrap_or_default();
+    let max_photo_bytes = app.reviews.limits.max_bytes;
+    let page = DetailsPage {
+        csrf_token: csrf.as_str(),
+        restaurant: RestaurantView::from(restaurant),
+        reviews,
+        pager,
+        input: form.input,
+        errors: form.errors,
+        form_open,
+        form_message: form.message,
+        rating_choices: [5, 4, 3, 2, 1],
+        max_photo_bytes,
+        max_photo_label: human_bytes(max_photo_bytes),
+    };
+    html(status, &page)
+}

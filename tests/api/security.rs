@@ -1,0 +1,316 @@
+//! CSRF, headers, the Host allowlist, slow clients, health and static assets.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::multipart::Form;
+use rstest::rstest;
+use rstest_reuse::apply;
+
+use crate::helpers::both_backends;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{Backend, PHONE_PHOTO, TestApp, photo_part};
+
+#[apply(both_backends)]
+async fn posts_without_a_valid_csrf_token_are_refused_and_store_nothing(#[case] backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let id = app.create_restaurant("Guarded").await;
+    let _ = app.csrf_token("/create").await; // the browser has a cookie, the form is forged
+    for (case, token) in [
+        ("no token", None),
+        ("wrong token", Some("forged-token")),
+        ("empty token", Some("")),
+    ] {
+        let mut fields = vec![("restaurant_name", "Forged"), ("description", "Forged")];
+        if let Some(token) = token {
+            fields.push(("csrfmiddlewaretoken", token));
+        }
+        let response = app
+            .client
+            .post(app.url("/add"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "restaurant: {case}"
+        );
+        assert!(response.text().await.unwrap().contains("security token"));
+
+        let mut form = Form::new().text("user_name", "Forged").text("rating", "5");
+        if let Some(token) = token {
+            form = form.text("csrfmiddlewaretoken", token.to_owned());
+        }
+        let form = form.part(
+            "reviewImage",
+            photo_part(PHONE_PHOTO, "a.jpg", "image/jpeg"),
+        );
+        let response = app.post_review(id, form).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "review: {case}");
+    }
+    // A client that never had the cookie cannot reuse someone else's token either.
+    let token = app.csrf_token("/create").await;
+    let stranger = reqwest::Client::new();
+    let response = stranger
+        .post(app.url("/add"))
+        .form(&[
+            ("csrfmiddlewaretoken", token.as_str()),
+            ("restaurant_name", "X"),
+            ("description", "Y"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.restaurant_count().await, 1);
+    assert_eq!(app.review_count().await, 0);
+    assert_eq!(app.stored_photo_files().len(), 0);
+}
+
+#[apply(both_backends)]
+async fn a_cross_site_post_is_refused_even_with_a_valid_token(#[case] backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let token = app.csrf_token("/create").await;
+    let fields = [
+        ("csrfmiddlewaretoken", token.as_str()),
+        ("restaurant_name", "Evil"),
+        ("description", "Evil"),
+    ];
+    for (origin, fetch_site) in [
+        ("https://evil.example", Some("cross-site")),
+        ("https://evil.example", None),
+        ("null", None),
+    ] {
+        let mut request = app
+            .client
+            .post(app.url("/add"))
+            .header("origin", origin)
+            .form(&fields);
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FORBIDDEN,
+            "{origin} {fetch_site:?}"
+        );
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("sent from another site")
+        );
+    }
+    // The same form from the site itself goes through.
+    let response = app
+        .client
+        .post(app.url("/add"))
+        .header("origin", app.address.clone())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("csrfmiddlewaretoken", token.as_str()),
+            ("restaurant_name", "Fine"),
+            ("description", "Fine"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.restaurant_count().await, 1);
+}
+
+#[apply(both_backends)]
+async fn every_page_carries_the_security_headers(#[case] backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let id = app.create_restaurant("Headers").await;
+    for path in [
+        "/".to_owned(),
+        "/create".to_owned(),
+        format!("/{id}/"),
+        "/missing/page".to_owned(),
+        "/static/app.css".to_owned(),
+    ] {
+        let response = app.get(&path).await;
+        let headers = response.headers();
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+        assert!(headers.contains_key("x-request-id"), "{path}");
+    }
+    let (_, html) = app.get_text(&format!("/{id}/")).await;
+    assert!(
+        !html.contains("<script>") && !html.contains(" style=\""),
+        "no inline script or style"
+    );
+}
+
+#[apply(both_backends)]
+async fn health_answers_when_the_database_does(#[case] backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let response = app.get("/health").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+}
+
+#[tokio::test]
+async fn a_host_outside_the_allowlist_gets_400_but_health_still_answers() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.allowed_hosts = Some(vec![
+            "myapp.azurewebsites.net".into(),
+            ".example.org".into(),
+        ]);
+    })
+    .await
+    .unwrap();
+    let with_host =
+        |host: &str, path: &str| app.client.get(app.url(path)).header("host", host).send();
+    assert_eq!(
+        with_host("evil.example", "/").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        with_host("127.0.0.1", "/").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        with_host("myapp.azurewebsites.net", "/")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_host("www.example.org:8443", "/")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_host("169.254.129.3:8181", "/health")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_disconnected() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.header_read_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    socket
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // Never finish the headers; the server must give up and close (or answer 408).
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buffer)).await;
+    assert!(read.is_ok(), "the connection was still open after 5 s");
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_cut_off() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.body_idle_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let id = app.create_restaurant("Patient").await;
+    let token = app.csrf_token(&format!("/{id}/")).await;
+    let cookie = format!("csrftoken={token}");
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /review/{id} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"user_name\"\r\n\r\nSlow"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // ...and then nothing more.
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut buffer)).await;
+    assert!(
+        read.is_ok(),
+        "the stalled upload still held the connection after 5 s"
+    );
+    let response = String::from_utf8_lossy(&buffer);
+    assert!(!response.starts_with("HTTP/1.1 500"), "{response}");
+    assert_eq!(app.review_count().await, 0);
+}
+
+#[tokio::test]
+async fn static_assets_are_served_by_the_app_with_their_types() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    for (path, content_type) in [
+        ("/static/bootstrap.min.css", "text/css; charset=utf-8"),
+        ("/static/app.css", "text/css; charset=utf-8"),
+        ("/static/app.js", "text/javascript; charset=utf-8"),
+        ("/static/favicon.svg", "image/svg+xml"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+    }
+    assert_eq!(
+        app.get("/static/../Cargo.toml").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/static/nope.css").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/photos/../../etc/passwd").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/photos/not-a-photo.jpg").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_csrf_cookie_is_http_only_and_secure_behind_https() {
+    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(app.url("/create"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("csrftoken="));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+}
