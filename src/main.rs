@@ -12,6 +12,7 @@ Usage: restaurant-review            serve the site (configured from the environm
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    restaurant_review::startup::install_tls_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None => serve().await,

@@ -44,6 +44,13 @@ pub enum StartupError {
     },
 }
 
+/// Makes ring the process's TLS provider (reqwest, used by the Azure SDK and object_store, is
+/// built without a provider of its own). Idempotent; the app and `doctor` call it first.
+pub fn install_tls_provider() {
+    // Err only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
@@ -58,6 +65,7 @@ impl Application {
     /// Connects to the database (running migrations), checks photo storage and binds the
     /// listener. Port 0 picks a free port; see [`Application::local_addr`].
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        install_tls_provider();
         // One credential for every Azure service, chosen (and logged) once, when first needed.
         let mut credential: Option<SelectedCredential> = None;
         let mut token_source = |scope: &str| -> Result<TokenSource, StartupError> {

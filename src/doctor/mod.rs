@@ -122,6 +122,7 @@ impl Report {
 
 /// Runs every check against the given environment (the process's, in production).
 pub async fn run(vars: &HashMap<String, String>) -> Report {
+    crate::startup::install_tls_provider();
     let mut report = Report::default();
     let context = AzureContext::from_vars(vars);
     let settings = match Settings::from_vars(vars) {
