@@ -16,8 +16,8 @@ use super::{Check, Report};
 use crate::config::{BlobSettings, PhotoUrlMode};
 use crate::identity::TokenSource;
 use crate::photos::azure::{self as blob_client, BlobFailure, classify};
+use crate::photos::store::{STORAGE_TIMEOUT, within_timeout as timed};
 
-const STORAGE_TIMEOUT: Duration = Duration::from_secs(20);
 const PROBE_SAS_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// What a failed storage call means for the user, and its fix.
@@ -42,18 +42,6 @@ fn explain(
             format!("cannot reach {} ({said})", blob.endpoint),
             Some("check STORAGE_ACCOUNT_NAME and the app's outbound network".into()),
         ),
-    }
-}
-
-async fn timed<T>(
-    call: impl Future<Output = object_store::Result<T>>,
-) -> Result<T, object_store::Error> {
-    match tokio::time::timeout(STORAGE_TIMEOUT, call).await {
-        Ok(result) => result,
-        Err(_) => Err(object_store::Error::Generic {
-            store: "MicrosoftAzure",
-            source: format!("no answer within {} s", STORAGE_TIMEOUT.as_secs()).into(),
-        }),
     }
 }
 

@@ -24,7 +24,7 @@ use crate::error_chain;
 use crate::identity::TokenSource;
 
 /// Every storage call gives up after this long; a hung storage account must not hold a request.
-const STORAGE_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const STORAGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SAS link on a page stays valid: long enough to load the page and open a photo.
 const SAS_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// Names never change (they are UUIDs), so photos may be cached for a year.
@@ -147,13 +147,7 @@ impl PhotoStore {
         what: &str,
         call: impl Future<Output = object_store::Result<T>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(STORAGE_TIMEOUT, call).await {
-            Ok(result) => result.map_err(|e| self.failed(what, e)),
-            Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!(
-                "{what}: no answer within {} s",
-                STORAGE_TIMEOUT.as_secs()
-            ))),
-        }
+        within_timeout(call).await.map_err(|e| self.failed(what, e))
     }
 
     /// Stores a new object with its content type and a one-year cache lifetime; fails with
@@ -257,14 +251,10 @@ impl PhotoStore {
             } => {
                 let prefix = Path::from("thumbs");
                 let list = self.objects.list_with_delimiter(Some(&prefix));
-                match tokio::time::timeout(STORAGE_TIMEOUT, list).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(error)) => Err(explain_check(&error, endpoint, container)),
-                    Err(_) => Err(StoreError::Unavailable(anyhow::anyhow!(
-                        "Blob Storage container {container:?} at {endpoint}: no answer within {} s",
-                        STORAGE_TIMEOUT.as_secs()
-                    ))),
-                }
+                within_timeout(list)
+                    .await
+                    .map(drop)
+                    .map_err(|error| explain_check(&error, endpoint, container))
             }
         }
     }
@@ -280,6 +270,19 @@ impl PhotoStore {
             .into_iter()
             .map(|o| o.location.to_string())
             .collect()
+    }
+}
+
+/// A storage call under the one storage timeout: no answer in time fails like any other error.
+pub(crate) async fn within_timeout<T>(
+    call: impl Future<Output = object_store::Result<T>>,
+) -> object_store::Result<T> {
+    match tokio::time::timeout(STORAGE_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(object_store::Error::Generic {
+            store: "photos",
+            source: format!("no answer within {} s", STORAGE_TIMEOUT.as_secs()).into(),
+        }),
     }
 }
 
