@@ -6,14 +6,30 @@
 
 use std::fmt;
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Why a piece of user input was refused; the message is shown next to the form field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct FieldError(pub String);
 
-/// Text the user typed, trimmed, counted in characters (what PostgreSQL's `varchar(n)` and
-/// SQLite's `length()` count), free of control characters other than line breaks and tabs
-/// (PostgreSQL cannot store NUL, and the rest only ever hides content).
+/// Characters that change how the text around them is shown without being seen: the Unicode
+/// bidirectional controls (a right-to-left override makes "gnp.exe" read "exe.png") and the
+/// invisible spaces and joiners that let one name pass for another. Refused in names; the zero
+/// width joiner and non-joiner are allowed, because Persian, Indic scripts and emoji need them.
+fn is_disguising(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+            | '\u{200B}' | '\u{2060}' | '\u{FEFF}'
+    )
+}
+
+/// Text the user typed, in Unicode NFC (so "é" typed either way is one character and the same
+/// name), trimmed, counted in characters (what PostgreSQL's `varchar(n)` and SQLite's
+/// `length()` count), free of control characters other than line breaks and tabs (PostgreSQL
+/// cannot store NUL, and the rest only ever hides content); single-line fields (names) also
+/// refuse [`is_disguising`] characters.
 fn clean_text(
     label: &str,
     raw: &str,
@@ -21,7 +37,8 @@ fn clean_text(
     required: bool,
     multiline: bool,
 ) -> Result<String, FieldError> {
-    let trimmed = raw.trim();
+    let normalized: String = raw.nfc().collect();
+    let trimmed = normalized.trim();
     if required && trimmed.is_empty() {
         return Err(FieldError(format!("{label} is required.")));
     }
@@ -38,6 +55,11 @@ fn clean_text(
     {
         return Err(FieldError(format!(
             "{label} contains characters that cannot be stored."
+        )));
+    }
+    if !multiline && trimmed.chars().any(is_disguising) {
+        return Err(FieldError(format!(
+            "{label} contains invisible or direction-changing characters, which could disguise it."
         )));
     }
     // Normalise Windows line endings so lengths match what the browser showed.
@@ -240,6 +262,37 @@ mod tests {
         assert!(
             ReviewText::parse("line one\r\nline two").unwrap().as_str() == "line one\nline two"
         );
+    }
+
+    #[test]
+    fn text_is_stored_in_nfc_so_one_name_has_one_spelling() {
+        let decomposed = "Cafe\u{301}"; // "e" followed by a combining acute accent
+        let name = RestaurantName::parse(decomposed).unwrap();
+        assert_eq!(name.as_str(), "Caf\u{e9}");
+        assert_eq!(name.as_str().chars().count(), 4);
+        // 50 decomposed "é" are 100 code points but 50 characters once composed.
+        assert!(RestaurantName::parse(&"e\u{301}".repeat(50)).is_ok());
+    }
+
+    #[test]
+    fn names_with_direction_overrides_or_invisible_characters_are_refused() {
+        for (case, raw) in [
+            ("right-to-left override", "Bob\u{202E}gnp.exe"),
+            ("left-to-right isolate", "\u{2066}Eve\u{2069}"),
+            ("right-to-left mark", "Mallory\u{200F}"),
+            ("zero width space", "Ad\u{200B}min"),
+            ("word joiner", "Ad\u{2060}min"),
+            ("byte order mark", "\u{FEFF}Alice"),
+        ] {
+            assert!(UserName::parse(raw).is_err(), "{case}");
+            assert!(RestaurantName::parse(raw).is_err(), "{case}");
+        }
+        // Scripts that need joiners keep them: Persian "mi-khaham" with a zero width non-joiner.
+        assert!(
+            UserName::parse("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}")
+                .is_ok()
+        );
+        assert!(UserName::parse("\u{05E9}\u{05E8}\u{05D4}").is_ok()); // Hebrew, right-to-left by itself
     }
 
     #[test]

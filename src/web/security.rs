@@ -54,14 +54,20 @@ impl CsrfToken {
     }
 }
 
-/// The host the client addressed, lowercased, from `Host` (HTTP/1) or the URI authority (HTTP/2).
-fn request_host(request: &Request) -> Option<String> {
-    request
+/// Every host the request names, lowercased: each `Host` line and the target's authority
+/// (absolute-form in HTTP/1, `:authority` in HTTP/2). A value that is not text counts as a
+/// host that is not allowed.
+fn named_hosts(request: &Request) -> Vec<String> {
+    let lines = request
         .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .map(str::to_ascii_lowercase)
+        .get_all(header::HOST)
+        .iter()
+        .map(|h| h.to_str().unwrap_or_default().to_ascii_lowercase());
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_ascii_lowercase());
+    lines.chain(authority).collect()
 }
 
 fn without_port(host: &str) -> &str {
@@ -92,11 +98,21 @@ pub async fn enforce_allowed_hosts(
     request: Request,
     next: Next,
 ) -> Response {
+    // RFC 9112 §3.2: a request with more than one Host line is answered 400, whatever they say.
+    if request.headers().get_all(header::HOST).iter().count() > 1 {
+        tracing::warn!("request with more than one Host line");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request names more than one host.",
+        );
+    }
     if let Some(allowed) = allowed.as_ref() {
+        let hosts = named_hosts(&request);
         let ok = request.uri().path() == "/health"
-            || request_host(&request).is_some_and(|h| host_allowed(&h, allowed));
+            || (!hosts.is_empty() && hosts.iter().all(|h| host_allowed(h, allowed)));
         if !ok {
-            tracing::warn!(host = ?request_host(&request), "request for a host that is not allowed");
+            tracing::warn!(?hosts, "request for a host that is not allowed");
             return error_page(
                 StatusCode::BAD_REQUEST,
                 "Bad request",

@@ -268,6 +268,16 @@ async fn bad_review_fields_are_refused_with_the_input_kept_and_nothing_stored(
             "at most 20 characters",
         ),
         (
+            "name with a right-to-left override",
+            vec![("user_name", "Bob\u{202E}gnp.exe"), ("rating", "3")],
+            "invisible or direction-changing characters",
+        ),
+        (
+            "name with a zero width space",
+            vec![("user_name", "Ad\u{200B}min"), ("rating", "3")],
+            "invisible or direction-changing characters",
+        ),
+        (
             "review one over",
             vec![
                 ("user_name", "Kept"),

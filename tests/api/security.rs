@@ -217,6 +217,64 @@ async fn a_host_outside_the_allowlist_gets_400_but_health_still_answers() {
     );
 }
 
+/// Sends `request` as it is over a fresh connection and returns the status line of the answer.
+async fn raw_status_line(app: &TestApp, request: &str) -> String {
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_request_with_two_host_lines_is_refused_even_when_the_first_is_allowed() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.allowed_hosts = Some(vec!["127.0.0.1".into()]);
+    })
+    .await
+    .unwrap();
+    let two_hosts =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n";
+    assert!(
+        raw_status_line(&app, two_hosts)
+            .await
+            .starts_with("HTTP/1.1 400")
+    );
+    let one_host = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(
+        raw_status_line(&app, one_host)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
+#[tokio::test]
+async fn an_absolute_form_target_naming_another_host_is_refused() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.allowed_hosts = Some(vec!["127.0.0.1".into()]);
+    })
+    .await
+    .unwrap();
+    let elsewhere =
+        "GET http://evil.example/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(
+        raw_status_line(&app, elsewhere)
+            .await
+            .starts_with("HTTP/1.1 400")
+    );
+    let here = "GET http://127.0.0.1/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    assert!(
+        raw_status_line(&app, here)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
 #[tokio::test]
 async fn a_client_that_trickles_its_headers_is_disconnected() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
