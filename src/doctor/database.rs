@@ -25,21 +25,18 @@ pub async fn check_postgres(
     report: &mut Report,
 ) {
     let Some(addr) = dns(pg, context, report).await else {
-        for name in ["TCP", "TLS", "sign-in", "migrations"] {
-            report.push(Check::skip(name, "the host does not resolve"));
-        }
+        report.skip(
+            &["TCP", "TLS", "sign-in", "migrations"],
+            "the host does not resolve",
+        );
         return;
     };
     if !report.push(tcp(pg, addr, context).await) {
-        for name in ["TLS", "sign-in", "migrations"] {
-            report.push(Check::skip(name, "no TCP connection"));
-        }
+        report.skip(&["TLS", "sign-in", "migrations"], "no TCP connection");
         return;
     }
     if !report.push(tls(pg, addr).await) {
-        for name in ["sign-in", "migrations"] {
-            report.push(Check::skip(name, "TLS failed"));
-        }
+        report.skip(&["sign-in", "migrations"], "TLS failed");
         return;
     }
     let password = match (&pg.password, tokens) {
@@ -48,13 +45,13 @@ pub async fn check_postgres(
             Ok(token) => token.secret().to_owned(),
             Err(error) => {
                 report.push(Check::fail("sign-in", error.to_string(), None));
-                report.push(Check::skip("migrations", "not signed in"));
+                report.skip(&["migrations"], "not signed in");
                 return;
             }
         },
         (None, None) => {
-            report.push(Check::skip("sign-in", "no token for PostgreSQL"));
-            report.push(Check::skip("migrations", "not signed in"));
+            report.skip(&["sign-in"], "no token for PostgreSQL");
+            report.skip(&["migrations"], "not signed in");
             return;
         }
     };
@@ -65,9 +62,7 @@ pub async fn check_postgres(
             report.push(super::migrations::check(&mut connection, pg, context).await);
             let _ = connection.close().await;
         }
-        None => {
-            report.push(Check::skip("migrations", "not signed in"));
-        }
+        None => report.skip(&["migrations"], "not signed in"),
     }
 }
 

@@ -87,6 +87,13 @@ impl Report {
         passed
     }
 
+    /// Records each of `names` as not run, because an earlier check failed.
+    fn skip(&mut self, names: &[&str], because: &str) {
+        for name in names {
+            self.checks.push(Check::skip(*name, because));
+        }
+    }
+
     fn failures(&self) -> usize {
         self.checks
             .iter()

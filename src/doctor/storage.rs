@@ -54,16 +54,15 @@ pub async fn check_blob(
 ) {
     let later = ["probe blob", "user-delegation key"];
     let Some(tokens) = tokens else {
-        report.push(Check::skip("container", "no token for Blob Storage"));
-        for name in later {
-            report.push(Check::skip(name, "no token for Blob Storage"));
-        }
+        report.skip(&["container"], "no token for Blob Storage");
+        report.skip(&later, "no token for Blob Storage");
         return;
     };
     let client = match blob_client::client(blob, tokens.clone()) {
         Ok(client) => client,
         Err(error) => {
             report.push(Check::fail("container", crate::error_chain(&error), None));
+            report.skip(&later, "the container check failed");
             return;
         }
     };
@@ -71,9 +70,7 @@ pub async fn check_blob(
     if let Err(error) = listed {
         let (detail, fix) = explain(&error, blob, oid, context);
         report.push(Check::fail("container", detail, fix));
-        for name in later {
-            report.push(Check::skip(name, "the container check failed"));
-        }
+        report.skip(&later, "the container check failed");
         return;
     }
     report.push(Check::pass(
@@ -91,7 +88,7 @@ pub async fn check_blob(
     if let Err(error) = written {
         let (detail, fix) = explain(&error, blob, oid, context);
         report.push(Check::fail("probe blob", format!("writing: {detail}"), fix));
-        report.push(Check::skip("user-delegation key", "no probe blob"));
+        report.skip(&["user-delegation key"], "no probe blob");
         return;
     }
     let read = timed(async { client.get(&probe).await?.bytes().await }).await;
