@@ -1,19 +1,21 @@
 //! Builds the application from [`Settings`] and serves it.
 //!
-//! The accept loop is hyper-util's rather than `axum::serve` because the latter cannot set a
-//! header-read timeout, and a client that trickles its headers must not hold a connection
-//! forever.
+//! The accept loop is written here rather than `axum::serve` because the latter can neither set
+//! a header-read timeout nor cap connections: a client that trickles its headers, or never sends
+//! a byte, must not hold a connection (and a file descriptor) forever.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::config::{DatabaseSettings, PhotoSettings, PhotoUrlMode, Settings};
 use crate::db::{Database, DbError, POSTGRES_SCOPE};
@@ -27,6 +29,8 @@ use crate::web::{self, AppState};
 
 /// How long in-flight requests get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// At most one "at the connection cap" warning this often, however long the siege.
+const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -57,6 +61,7 @@ pub struct Application {
     router: Router,
     db: Database,
     header_read_timeout: Duration,
+    max_connections: usize,
     /// Background token refreshers, stopped at shutdown.
     refreshers: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -164,6 +169,7 @@ impl Application {
             router,
             db,
             header_read_timeout: settings.http.header_read_timeout,
+            max_connections: settings.http.max_connections,
             refreshers,
         })
     }
@@ -190,31 +196,61 @@ impl Application {
             .header_read_timeout(self.header_read_timeout);
         builder.http2().timer(TokioTimer::new());
         let graceful = GracefulShutdown::new();
+        // At the cap the loop stops accepting: open connections are still served, and new ones
+        // wait in the kernel's listen backlog until a slot frees.
+        let slots = Arc::new(Semaphore::new(self.max_connections));
+        let mut last_full_warning: Option<Instant> = None;
+        tracing::info!(
+            max_connections = self.max_connections,
+            "serving at most {} connections at once",
+            self.max_connections
+        );
         tokio::pin!(shutdown);
 
         loop {
-            tokio::select! {
-                accepted = self.listener.accept() => {
-                    let (stream, _peer) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(error) => {
-                            // Usually running out of file descriptors: back off instead of spinning.
-                            tracing::warn!(%error, "accepting a connection failed");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            continue;
-                        }
-                    };
-                    let service = TowerToHyperService::new(self.router.clone());
-                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(error = %error, "connection ended with an error");
-                        }
-                    });
-                }
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
                 () = &mut shutdown => break,
+            };
+            if slots.available_permits() == 0
+                && last_full_warning.is_none_or(|at| at.elapsed() >= FULL_WARNING_INTERVAL)
+            {
+                tracing::warn!(
+                    max_connections = self.max_connections,
+                    "at the connection cap (MAX_CONNECTIONS): new connections wait until one closes"
+                );
+                last_full_warning = Some(Instant::now());
             }
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        // Usually running out of file descriptors: back off instead of spinning.
+                        tracing::warn!(%error, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let service = TowerToHyperService::new(self.router.clone());
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let header_read_timeout = self.header_read_timeout;
+            tokio::spawn(async move {
+                let _slot = slot;
+                // hyper's header timeout starts only once HTTP/1 or HTTP/2 is told apart by the
+                // first bytes; a connection that never sends one is closed here on the same
+                // timeout.
+                if !first_byte_within(&stream, header_read_timeout).await {
+                    tracing::debug!("closing a connection that sent nothing");
+                    return;
+                }
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                if let Err(error) = watcher.watch(connection.into_owned()).await {
+                    tracing::debug!(error = %error, "connection ended with an error");
+                }
+            });
         }
 
         drop(self.listener);
@@ -228,6 +264,15 @@ impl Application {
         }
         self.db.close().await;
     }
+}
+
+/// Whether the client sent something (or closed) within `timeout`.
+async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn shutdown_signal() {

@@ -1,4 +1,5 @@
-//! HTTP settings: where to listen, the upload limit, the Host allowlist and the timeouts.
+//! HTTP settings: where to listen, the upload limit, the Host allowlist, the timeouts and the
+//! bounds on connections and on the memory photos may use.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -20,8 +21,43 @@ pub struct HttpSettings {
     pub body_idle_timeout: Duration,
     /// Upper bound on a whole request, body upload included.
     pub request_timeout: Duration,
-    /// How many photos are decoded and re-encoded at once (CPU and memory bound).
+    /// How many photos are decoded and re-encoded at once (CPU bound).
     pub image_workers: usize,
+    /// Most open client connections (`MAX_CONNECTIONS`); more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Most memory, in bytes, that photos being decoded may hold at once, shared by all uploads
+    /// (`PHOTO_MEMORY_LIMIT_MB`); a photo that needs more than all of it is refused.
+    pub photo_memory_limit: u64,
+}
+
+/// File descriptors kept back from client connections: the database pool, storage clients,
+/// photo and SQLite files, logs.
+const RESERVED_FILE_DESCRIPTORS: u64 = 128;
+const MIB: u64 = 1024 * 1024;
+/// Keeps the whole process under about 256 MB with everything else it holds.
+pub const DEFAULT_PHOTO_MEMORY_LIMIT: u64 = 160 * MIB;
+
+/// As many connections as the open-files limit allows after the reserve, within bounds that
+/// keep a default sane on hosts with a tiny or a huge limit.
+pub fn default_max_connections(open_files_limit: Option<u64>) -> usize {
+    let limit = open_files_limit.unwrap_or(1024);
+    limit
+        .saturating_sub(RESERVED_FILE_DESCRIPTORS)
+        .clamp(32, 16_384) as usize
+}
+
+/// The soft `RLIMIT_NOFILE` of this process, where the platform has one.
+fn open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // `None` from rustix means unlimited.
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        Some(soft.unwrap_or(u64::MAX))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
 }
 
 impl Default for HttpSettings {
@@ -36,6 +72,8 @@ impl Default for HttpSettings {
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .clamp(1, 4),
+            max_connections: default_max_connections(open_files_limit()),
+            photo_memory_limit: DEFAULT_PHOTO_MEMORY_LIMIT,
         }
     }
 }
@@ -73,6 +111,21 @@ pub(super) fn from_vars(vars: &Vars) -> Result<HttpSettings, ConfigError> {
                 )
             })?;
     }
+    if let Some(max) = vars.parse::<usize>("MAX_CONNECTIONS")? {
+        if max == 0 {
+            return Err(invalid("MAX_CONNECTIONS", "must be at least 1"));
+        }
+        http.max_connections = max;
+    }
+    if let Some(megabytes) = vars.parse::<u64>("PHOTO_MEMORY_LIMIT_MB")? {
+        if megabytes < 16 {
+            return Err(invalid(
+                "PHOTO_MEMORY_LIMIT_MB",
+                "must be at least 16 (MiB), enough for a phone photo",
+            ));
+        }
+        http.photo_memory_limit = megabytes.saturating_mul(MIB);
+    }
     let mut hosts: Vec<String> = Vec::new();
     if let Some(site) = vars.get("WEBSITE_HOSTNAME") {
         hosts.push(site.to_ascii_lowercase());
@@ -88,4 +141,41 @@ pub(super) fn from_vars(vars: &Vars) -> Result<HttpSettings, ConfigError> {
         http.allowed_hosts = Some(hosts);
     }
     Ok(http)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::vars;
+
+    #[test]
+    fn the_default_connection_cap_follows_the_open_files_limit_within_bounds() {
+        for (limit, cap) in [
+            (Some(1024), 896),
+            (Some(65_536), 16_384),
+            (Some(u64::MAX), 16_384),
+            (Some(100), 32),
+            (None, 896),
+        ] {
+            assert_eq!(default_max_connections(limit), cap, "{limit:?}");
+        }
+    }
+
+    #[test]
+    fn connection_cap_and_photo_memory_are_read_and_checked() {
+        let map = vars(&[("MAX_CONNECTIONS", "50"), ("PHOTO_MEMORY_LIMIT_MB", "64")]);
+        let http = from_vars(&Vars(&map)).unwrap();
+        assert_eq!(http.max_connections, 50);
+        assert_eq!(http.photo_memory_limit, 64 * MIB);
+        for (name, value) in [
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "many"),
+            ("PHOTO_MEMORY_LIMIT_MB", "8"),
+            ("PHOTO_MEMORY_LIMIT_MB", "-1"),
+        ] {
+            let map = vars(&[(name, value)]);
+            let err = from_vars(&Vars(&map)).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
 }

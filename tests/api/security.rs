@@ -289,6 +289,103 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     assert!(read.is_ok(), "the connection was still open after 5 s");
 }
 
+/// Reads until the server closes the connection; `None` if it is still open after `within`.
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut buffer = Vec::new();
+    tokio::time::timeout(within, socket.read_to_end(&mut buffer))
+        .await
+        .ok()
+        .map(|_| buffer)
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.header_read_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let sent_back = closed_within(&mut silent, Duration::from_secs(5)).await;
+    assert_eq!(
+        sent_back.as_deref(),
+        Some(&b""[..]),
+        "a silent connection must be closed, without an answer, soon after the timeout"
+    );
+}
+
+const KEEP_ALIVE_GET: &[u8] = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Sends one request on a kept-alive connection and reads its status line.
+async fn status_on(socket: &mut tokio::net::TcpStream, request: &[u8]) -> String {
+    socket.write_all(request).await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buffer))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    String::from_utf8_lossy(&buffer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_open_connections_are_served_and_new_ones_wait_their_turn() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.http.header_read_timeout = Duration::from_millis(1500);
+        s.http.max_connections = 3;
+    })
+    .await
+    .unwrap();
+    let addr = app.address.trim_start_matches("http://").to_owned();
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+    let mut regular = connect().await.unwrap();
+    assert!(
+        status_on(&mut regular, KEEP_ALIVE_GET)
+            .await
+            .contains("200")
+    );
+    // Two clients that never send anything fill the other two slots.
+    let mut silent = [connect().await.unwrap(), connect().await.unwrap()];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // A newcomer is not accepted yet (its request waits in the backlog)...
+    let started = std::time::Instant::now();
+    let mut newcomer = connect().await.unwrap();
+    newcomer
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // ...while the connection already open is still served at the cap.
+    assert!(
+        status_on(&mut regular, KEEP_ALIVE_GET)
+            .await
+            .contains("200")
+    );
+
+    // The silent ones are closed at the header timeout, which lets the newcomer in.
+    for socket in &mut silent {
+        assert!(
+            closed_within(socket, Duration::from_secs(5))
+                .await
+                .is_some()
+        );
+    }
+    let answer = closed_within(&mut newcomer, Duration::from_secs(5))
+        .await
+        .expect("the newcomer was answered once a slot freed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "the newcomer was served before any slot was free: {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn a_stalled_upload_is_cut_off() {
     let app = TestApp::spawn_with(Backend::Sqlite, |s| {
