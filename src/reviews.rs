@@ -130,6 +130,7 @@ impl Reviews {
                 Err(error) => {
                     let kind = match error {
                         PhotoError::TooLarge { .. } => RefusalKind::TooLarge,
+                        PhotoError::Busy | PhotoError::Internal => RefusalKind::Unavailable,
                         _ => RefusalKind::Invalid,
                     };
                     let errors = FieldErrors::one(field::REVIEW_IMAGE, error.to_string());
@@ -213,7 +214,7 @@ mod tests {
         let reviews = Reviews {
             db,
             photos: PhotoStore::in_memory(),
-            workers: ImageWorkers::new(1),
+            workers: ImageWorkers::new(1, crate::config::DEFAULT_PHOTO_MEMORY_LIMIT),
             limits: PhotoLimits::new(8 << 20),
         };
         (reviews, restaurant)
@@ -286,6 +287,42 @@ mod tests {
             reviews.photos.object_names().await.is_empty(),
             "an orphan photo was left"
         );
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(rows, 0);
+    }
+
+    #[tokio::test]
+    async fn a_photo_turned_away_for_memory_is_unavailable_with_the_form_kept_and_nothing_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut reviews, restaurant) = rig(&dir).await;
+        reviews.workers = reviews
+            .workers
+            .clone()
+            .with_memory_wait(std::time::Duration::from_millis(100));
+        let _in_flight = reviews.workers.hold_all_memory();
+
+        let refusal = reviews
+            .post(restaurant, submission(Some(jpeg())))
+            .await
+            .unwrap_err();
+
+        assert_eq!(refusal.kind, RefusalKind::Unavailable);
+        assert_eq!(refusal.form.input.review_text, "Typed before the failure.");
+        assert!(
+            refusal
+                .form
+                .errors
+                .get(field::REVIEW_IMAGE)
+                .is_some_and(|m| m.contains("try again")),
+            "{refusal:?}"
+        );
+        assert!(reviews.photos.object_names().await.is_empty());
+        let Database::Sqlite(pool) = &reviews.db else {
+            unreachable!("the rig uses SQLite")
+        };
         let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review")
             .fetch_one(pool)
             .await

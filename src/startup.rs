@@ -133,11 +133,13 @@ impl Application {
             .map(TokenSource::spawn_refresher)
             .collect();
 
+        let limits = PhotoLimits::new(settings.http.max_photo_bytes)
+            .with_max_memory(settings.http.photo_memory_limit);
         let reviews = Reviews {
             db: db.clone(),
             photos: photos.clone(),
-            workers: ImageWorkers::new(settings.http.image_workers),
-            limits: PhotoLimits::new(settings.http.max_photo_bytes),
+            workers: ImageWorkers::new(settings.http.image_workers, limits.max_memory),
+            limits,
         };
         let state = AppState {
             db: db.clone(),

@@ -18,7 +18,7 @@ pub use database::{
     AZURE_POSTGRES_DOMAIN, DEFAULT_MAX_CONNECTION_LIFETIME, DatabaseSettings, PostgresSettings,
     postgres_host,
 };
-pub use http::{DEFAULT_MAX_PHOTO_BYTES, HttpSettings};
+pub use http::{DEFAULT_MAX_PHOTO_BYTES, DEFAULT_PHOTO_MEMORY_LIMIT, HttpSettings};
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
 

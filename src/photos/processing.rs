@@ -2,9 +2,14 @@
 //! only), decoding runs under explicit pixel and allocation limits, EXIF orientation is applied
 //! and then every piece of metadata (EXIF, GPS, ICC, comments) is dropped by re-encoding the
 //! pixels into a display-size image and a thumbnail.
+//!
+//! Memory follows the pixels, not the upload's size (a 160 KB PNG can decode to 150 MB), so
+//! what a photo will need is worked out from its header first ([`inspect`]) and
+//! [`ImageWorkers`] lets photos decode only while their sum stays within one shared budget.
 
 use std::io::Cursor;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use image::codecs::jpeg::JpegEncoder;
@@ -17,6 +22,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Li
 use tokio::sync::Semaphore;
 
 use super::PhotoName;
+use crate::config::DEFAULT_PHOTO_MEMORY_LIMIT;
 
 /// Long edge of the stored display image; phone photos (4000+ px) are scaled down to this.
 pub const DISPLAY_EDGE: u32 = 1600;
@@ -91,8 +97,9 @@ pub struct PhotoLimits {
     pub max_dimension: u32,
     /// Most pixels accepted (width × height): 50 MP covers phone cameras.
     pub max_pixels: u64,
-    /// Most memory the decoder may allocate.
-    pub max_alloc: u64,
+    /// Most memory one photo may need while it is processed; also the budget all photos in
+    /// flight share (see [`ImageWorkers`]).
+    pub max_memory: u64,
 }
 
 impl PhotoLimits {
@@ -101,13 +108,21 @@ impl PhotoLimits {
             max_bytes,
             max_dimension: 12_000,
             max_pixels: 50_000_000,
-            max_alloc: 512 * 1024 * 1024,
+            max_memory: DEFAULT_PHOTO_MEMORY_LIMIT,
         }
     }
 
+    pub fn with_max_memory(self, max_memory: u64) -> Self {
+        Self { max_memory, ..self }
+    }
+
     fn too_many_pixels(&self) -> PhotoError {
+        self.too_many_pixels_for(self.max_pixels)
+    }
+
+    fn too_many_pixels_for(&self, max_pixels: u64) -> PhotoError {
         PhotoError::TooManyPixels {
-            max_megapixels: self.max_pixels / 1_000_000,
+            max_megapixels: max_pixels / 1_000_000,
             max_dimension: self.max_dimension,
         }
     }
@@ -131,6 +146,10 @@ pub enum PhotoError {
         max_megapixels: u64,
         max_dimension: u32,
     },
+    #[error(
+        "Many photos are being processed right now, so yours could not be. Please try again in a minute."
+    )]
+    Busy,
     #[error("The photo could not be processed.")]
     Internal,
 }
@@ -156,59 +175,164 @@ pub struct ProcessedPhoto {
     pub height: u32,
 }
 
-/// Validates, orients, strips and re-encodes one upload. CPU-heavy: call it through
-/// [`ImageWorkers`], not on an async thread.
-pub fn process(bytes: &[u8], limits: &PhotoLimits) -> Result<ProcessedPhoto, PhotoError> {
+/// What processing one upload will take, read from its header before any pixel exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeCost {
+    pub format: PhotoFormat,
+    pub width: u32,
+    pub height: u32,
+    /// Peak bytes held while it is decoded, resized and re-encoded.
+    pub memory: u64,
+}
+
+/// Checks the upload's size, type and header, and works out what decoding it will need. Cheap
+/// (no pixels are decoded) so a decompression bomb costs a few bytes of header parsing.
+pub fn inspect(bytes: &[u8], limits: &PhotoLimits) -> Result<DecodeCost, PhotoError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(PhotoError::TooLarge {
             max_bytes: limits.max_bytes,
         });
     }
     let format = PhotoFormat::detect(bytes)?;
-
-    let mut decoder_limits = Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_dimension);
-    decoder_limits.max_image_height = Some(limits.max_dimension);
-    decoder_limits.max_alloc = Some(limits.max_alloc);
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
-    reader.limits(decoder_limits);
-
-    // The header is read first: the dimension check happens before any pixel buffer exists,
-    // so a decompression bomb costs a few bytes of header parsing.
-    let mut decoder = reader.into_decoder().map_err(|e| classify(e, limits))?;
-    let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(PhotoError::Unreadable);
-    }
-    if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(limits.too_many_pixels());
-    }
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
     if format == PhotoFormat::Jpeg && !has_end_of_image_marker(bytes) {
         // The JPEG decoder pads a cut-off file with grey instead of failing; a photo whose
         // bottom half is missing is not worth keeping.
         return Err(PhotoError::Unreadable);
     }
-    image.apply_orientation(orientation);
-
-    let display = fit_within(image, DISPLAY_EDGE);
-    let thumbnail = display.thumbnail(THUMBNAIL_EDGE, THUMBNAIL_EDGE);
-    Ok(ProcessedPhoto {
-        name: PhotoName::generate(format),
-        width: display.width(),
-        height: display.height(),
-        display: encode(&display, format)?,
-        thumbnail: encode(&thumbnail, format)?,
+    let decoder = header_decoder(bytes, format, limits)?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(PhotoError::Unreadable);
+    }
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(limits.too_many_pixels());
+    }
+    let color = decoder.color_type();
+    let beside = beside_bytes_per_pixel(format, color, bytes);
+    let memory = peak_memory(width, height, color, beside) + bytes.len() as u64;
+    if memory > limits.max_memory {
+        // The most pixels of this kind (same shape, same colours) that would fit.
+        let fraction = limits.max_memory as f64 / memory as f64;
+        let affordable = (pixels as f64 * fraction) as u64;
+        return Err(limits.too_many_pixels_for(affordable.min(limits.max_pixels)));
+    }
+    Ok(DecodeCost {
+        format,
+        width,
+        height,
+        memory,
     })
 }
 
-fn fit_within(image: DynamicImage, edge: u32) -> DynamicImage {
-    if image.width() <= edge && image.height() <= edge {
-        image
-    } else {
-        image.resize(edge, edge, FilterType::Triangle)
+fn header_decoder<'a>(
+    bytes: &'a [u8],
+    format: PhotoFormat,
+    limits: &PhotoLimits,
+) -> Result<impl ImageDecoder + 'a, PhotoError> {
+    let mut decoder_limits = Limits::default();
+    decoder_limits.max_image_width = Some(limits.max_dimension);
+    decoder_limits.max_image_height = Some(limits.max_dimension);
+    decoder_limits.max_alloc = Some(limits.max_memory);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(decoder_limits);
+    reader.into_decoder().map_err(|e| classify(e, limits))
+}
+
+/// Bytes per pixel a decoder holds beside the decoded pixels while it decodes: a progressive
+/// JPEG keeps every DCT coefficient (2 bytes per component); WebP decodes into its own frame.
+fn beside_bytes_per_pixel(format: PhotoFormat, color: image::ColorType, bytes: &[u8]) -> u64 {
+    match format {
+        PhotoFormat::Jpeg if is_progressive_jpeg(bytes) => 2 * u64::from(color.channel_count()),
+        PhotoFormat::Jpeg | PhotoFormat::Png => 0,
+        PhotoFormat::Webp => 4,
     }
+}
+
+/// A progressive JPEG's frame header is SOF2 (or SOF10 with arithmetic coding).
+fn is_progressive_jpeg(bytes: &[u8]) -> bool {
+    let mut decoder =
+        zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(bytes));
+    match decoder.decode_headers() {
+        Ok(()) => decoder.info().is_some_and(|info| info.sof.is_progressive()),
+        // The real decode reports the damage; assume the costlier kind until then.
+        Err(_) => true,
+    }
+}
+
+/// The most bytes held at once while one photo is processed, input aside: while decoding, the
+/// pixels and what the decoder keeps beside them; while scaling, the pixels, the triangle
+/// filter's intermediate (source width × target height, 16 bytes a pixel) if it is used, and
+/// the display image; after that (the full-size pixels are gone), the display image, its
+/// oriented and 8-bit copies and the thumbnail.
+fn peak_memory(width: u32, height: u32, color: image::ColorType, beside_per_pixel: u64) -> u64 {
+    let bpp = u64::from(color.bytes_per_pixel());
+    let (w, h) = (u64::from(width), u64::from(height));
+    let pixels = w * h;
+    let (dw, dh) = fit_dimensions(width, height, DISPLAY_EDGE);
+    let display = u64::from(dw) * u64::from(dh) * bpp.max(3);
+    let decoding = pixels * (bpp + beside_per_pixel);
+    let intermediate =
+        if (u64::from(dw), u64::from(dh)) == (w, h) || averages_area(width, height, DISPLAY_EDGE) {
+            0
+        } else {
+            w * u64::from(dh) * 16
+        };
+    let scaling = pixels * bpp + intermediate + display;
+    let encoding = 3 * display + u64::from(THUMBNAIL_EDGE).pow(2) * bpp;
+    decoding.max(scaling).max(encoding)
+}
+
+/// Validates, orients, strips and re-encodes one upload. CPU-heavy: call it through
+/// [`ImageWorkers`], not on an async thread.
+pub fn process(bytes: &[u8], limits: &PhotoLimits) -> Result<ProcessedPhoto, PhotoError> {
+    let cost = inspect(bytes, limits)?;
+    let mut decoder = header_decoder(bytes, cost.format, limits)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
+
+    // Scaled first, then turned: rotating the small image, not the full-size one, saves a copy
+    // of every decoded pixel. (Fitting within a square gives the same size either way.)
+    let mut display = fit_within(image, DISPLAY_EDGE);
+    display.apply_orientation(orientation);
+    let thumbnail = fit_within(display.clone(), THUMBNAIL_EDGE);
+    Ok(ProcessedPhoto {
+        name: PhotoName::generate(cost.format),
+        width: display.width(),
+        height: display.height(),
+        display: encode(&display, cost.format)?,
+        thumbnail: encode(&thumbnail, cost.format)?,
+    })
+}
+
+/// The size of `width` × `height` scaled down (never up) to fit within `edge` × `edge`.
+fn fit_dimensions(width: u32, height: u32, edge: u32) -> (u32, u32) {
+    if width <= edge && height <= edge {
+        return (width, height);
+    }
+    let scale = f64::from(edge) / f64::from(width.max(height));
+    let scaled = |side: u32| ((f64::from(side) * scale).round() as u32).clamp(1, edge);
+    (scaled(width), scaled(height))
+}
+
+/// Scales down. From twice the size or more, by averaging each target pixel's source area: no
+/// buffer beyond the result, and fast. Closer than that, with a triangle filter, whose one-pass
+/// intermediate (4 float channels) is then small. DynamicImage's own methods are used rather
+/// than imageops' generic functions so that the work runs in the image crate's optimised code,
+/// even in a debug build.
+fn fit_within(image: DynamicImage, edge: u32) -> DynamicImage {
+    let (width, height) = fit_dimensions(image.width(), image.height(), edge);
+    if (width, height) == (image.width(), image.height()) {
+        image
+    } else if averages_area(image.width(), image.height(), edge) {
+        image.thumbnail_exact(width, height)
+    } else {
+        image.resize_exact(width, height, FilterType::Triangle)
+    }
+}
+
+fn averages_area(width: u32, height: u32, edge: u32) -> bool {
+    width.max(height) >= 2 * edge
 }
 
 /// A complete JPEG ends with the EOI marker (FF D9); phones sometimes append data after it,
@@ -260,17 +384,37 @@ fn encode(image: &DynamicImage, format: PhotoFormat) -> Result<Bytes, PhotoError
     Ok(Bytes::from(out))
 }
 
+/// How long an upload waits for memory before it is turned away (503, the form kept): long
+/// enough for a queue of the largest photos to drain, well within the request timeout.
+const MEMORY_WAIT: Duration = Duration::from_secs(45);
+/// The memory budget is counted in KiB, so a budget up to 4 TiB fits the semaphore's u32.
+const KIB: u64 = 1024;
+
 /// Runs photo processing on blocking threads, a few at a time, so uploads neither stall the
-/// async workers nor use unbounded CPU and memory.
+/// async workers nor use unbounded CPU; and only while the memory all photos in flight need
+/// stays within one budget, so memory stays bounded whatever is uploaded.
 #[derive(Debug, Clone)]
 pub struct ImageWorkers {
     permits: Arc<Semaphore>,
+    memory: Arc<Semaphore>,
+    memory_wait: Duration,
 }
 
 impl ImageWorkers {
-    pub fn new(concurrency: usize) -> Self {
+    pub fn new(concurrency: usize, memory_budget: u64) -> Self {
+        let kib = u32::try_from(memory_budget.div_ceil(KIB)).unwrap_or(u32::MAX);
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            memory: Arc::new(Semaphore::new(kib as usize)),
+            memory_wait: MEMORY_WAIT,
+        }
+    }
+
+    /// The same workers with a shorter wait for memory, for tests.
+    pub fn with_memory_wait(self, memory_wait: Duration) -> Self {
+        Self {
+            memory_wait,
+            ..self
         }
     }
 
@@ -280,23 +424,71 @@ impl ImageWorkers {
         bytes: Bytes,
         limits: PhotoLimits,
     ) -> Result<ProcessedPhoto, PhotoError> {
-        let permit = self
+        let (bytes, limits, cost) = self
+            .blocking(move || {
+                let cost = inspect(&bytes, &limits);
+                (bytes, limits, cost)
+            })
+            .await?;
+        let cost = cost?;
+        let kib = u32::try_from(cost.memory.div_ceil(KIB)).map_err(|_| PhotoError::Internal)?;
+        // Fair (first come, first served), so a large photo is not starved by small ones.
+        let memory = match tokio::time::timeout(
+            self.memory_wait,
+            self.memory.clone().acquire_many_owned(kib),
+        )
+        .await
+        {
+            Ok(Ok(memory)) => memory,
+            Ok(Err(_closed)) => return Err(PhotoError::Internal),
+            Err(_elapsed) => {
+                tracing::warn!(
+                    needed_mib = cost.memory / (KIB * KIB),
+                    "no memory for a photo within {:?}: turned away",
+                    self.memory_wait
+                );
+                return Err(PhotoError::Busy);
+            }
+        };
+        let worker = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| PhotoError::Internal)?;
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let _entered = span.enter();
+        tracing::debug!(
+            width = cost.width,
+            height = cost.height,
+            memory_mib = cost.memory / (KIB * KIB),
+            "decoding a photo"
+        );
+        self.blocking(move || {
+            let _held = (memory, worker);
             process(&bytes, &limits)
         })
-        .await
-        .unwrap_or_else(|join_error| {
-            tracing::error!(error = %join_error, "photo processing panicked");
-            Err(PhotoError::Internal)
-        })
+        .await?
+    }
+
+    /// Takes the whole memory budget until the permit is dropped, as if huge photos were in
+    /// flight.
+    #[cfg(test)]
+    pub(crate) fn hold_all_memory(&self) -> tokio::sync::OwnedSemaphorePermit {
+        let all = u32::try_from(self.memory.available_permits()).unwrap();
+        self.memory.clone().try_acquire_many_owned(all).unwrap()
+    }
+
+    /// Runs `work` on a blocking thread inside the current span.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PhotoError> {
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .await
+            .map_err(|join_error| {
+                tracing::error!(error = %join_error, "photo processing panicked");
+                PhotoError::Internal
+            })
     }
 }
 
@@ -397,6 +589,62 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_photo_needing_more_than_the_memory_limit_is_refused_naming_what_would_fit() {
+        let limits = PhotoLimits::new(8 << 20).with_max_memory(64 << 20);
+        // 7000 × 7000 RGB: 147 MB of pixels alone.
+        let err = inspect(&png_claiming(7000, 7000), &limits).unwrap_err();
+        let PhotoError::TooManyPixels { max_megapixels, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert!((10..=22).contains(&max_megapixels), "{max_megapixels}");
+        // The same image within the default limit is fine.
+        let cost = inspect(&png_claiming(7000, 7000), &PhotoLimits::new(8 << 20)).unwrap();
+        assert!(
+            cost.memory > 147_000_000 && cost.memory < 192 << 20,
+            "{cost:?}"
+        );
+    }
+
+    #[test]
+    fn scaling_down_far_needs_no_buffer_beyond_the_result() {
+        let color = image::ColorType::Rgb8;
+        let phone = peak_memory(4000, 3000, color, 0);
+        assert!(phone < 4000 * 3000 * 3 + (10 << 20), "{phone}");
+        // Just over the display size, the triangle filter's intermediate is counted.
+        let near = peak_memory(2000, 1500, color, 0);
+        assert!(near >= 2000 * 1500 * 3 + 2000 * 1200 * 16, "{near}");
+        // A progressive JPEG keeps its coefficients while it decodes.
+        assert!(peak_memory(4000, 3000, color, 6) >= 4000 * 3000 * 9);
+    }
+
+    #[tokio::test]
+    async fn while_the_memory_budget_is_taken_a_photo_waits_then_is_turned_away_as_busy() {
+        let workers = ImageWorkers::new(2, 64 << 20).with_memory_wait(Duration::from_millis(200));
+        let held = workers.hold_all_memory();
+        let limits = PhotoLimits::new(8 << 20).with_max_memory(64 << 20);
+        let bytes = Bytes::from(jpeg(800, 600));
+        assert_eq!(
+            workers
+                .process(bytes.clone(), limits.clone())
+                .await
+                .unwrap_err(),
+            PhotoError::Busy
+        );
+        drop(held);
+        let photo = workers.process(bytes, limits).await.unwrap();
+        assert_eq!((photo.width, photo.height), (800, 600));
+    }
+
+    #[test]
+    fn a_rotated_phone_photo_is_turned_upright_after_scaling() {
+        // Orientation 6 (rotate 90° clockwise): a landscape-encoded sensor image shown portrait.
+        let mut decoded = DynamicImage::ImageRgb8(image::RgbImage::new(4000, 3000));
+        decoded = fit_within(decoded, DISPLAY_EDGE);
+        decoded.apply_orientation(Orientation::Rotate90);
+        assert_eq!((decoded.width(), decoded.height()), (1200, 1600));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod azure;
 mod binary;
 mod helpers;
+mod photo_memory;
 mod restaurants;
 mod reviews;
 mod security;

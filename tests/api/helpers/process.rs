@@ -74,6 +74,10 @@ impl AppProcess {
         format!("{}{}", self.base_url, path)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `/health` answers 200; `false` if the process exits or 60 s pass first.
     pub async fn wait_healthy(&mut self) -> bool {
         let client = reqwest::Client::new();
