@@ -13,6 +13,11 @@ pub mod startup;
 pub mod telemetry;
 pub mod web;
 
+/// The checked-in corpus of nasty parser inputs, read by the parsers' property tests.
+#[cfg(test)]
+#[path = "../tests/corpus/read.rs"]
+mod corpus;
+
 /// Formats an error with its sources, `outer: inner: root`.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

@@ -136,13 +136,14 @@ fn default_ssl_mode(host: &str) -> PgSslMode {
     }
 }
 
-/// Splits a libpq connection string into pairs; values may be single-quoted with `\'` escapes.
+/// Splits a libpq connection string into pairs as libpq does: values may be single-quoted,
+/// `\` escapes the next character (quoted or not), and only ASCII whitespace separates.
 /// Written by hand: no maintained crate parses libpq's key=value format on its own.
 fn libpq_pairs(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
     let mut pairs = Vec::new();
     let mut chars = text.chars().peekable();
     let skip_spaces = |chars: &mut std::iter::Peekable<std::str::Chars>| {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        while chars.next_if(is_libpq_space).is_some() {}
     };
     loop {
         skip_spaces(&mut chars);
@@ -150,7 +151,7 @@ fn libpq_pairs(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
             return Ok(pairs);
         }
         let key: String =
-            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !c.is_whitespace())).collect();
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && !is_libpq_space(c))).collect();
         skip_spaces(&mut chars);
         if chars.next() != Some('=') {
             return Err(ConfigError::ConnectionString(format!(
@@ -158,22 +159,27 @@ fn libpq_pairs(text: &str) -> Result<Vec<(String, String)>, ConfigError> {
             )));
         }
         skip_spaces(&mut chars);
+        let quoted = chars.next_if_eq(&'\'').is_some();
         let mut value = String::new();
-        if chars.peek() == Some(&'\'') {
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\\') => value.extend(chars.next()),
-                    Some('\'') => break,
-                    Some(c) => value.push(c),
-                    None => return Err(ConfigError::ConnectionString("unterminated quote".into())),
+        loop {
+            match chars.next() {
+                Some('\\') => value.extend(chars.next()),
+                Some('\'') if quoted => break,
+                Some(c) if !quoted && is_libpq_space(&c) => break,
+                Some(c) => value.push(c),
+                None if quoted => {
+                    return Err(ConfigError::ConnectionString("unterminated quote".into()));
                 }
+                None => break,
             }
-        } else {
-            value.extend(std::iter::from_fn(|| chars.next_if(|c| !c.is_whitespace())));
         }
         pairs.push((key, value));
     }
+}
+
+/// libpq's `isspace` in the C locale: a no-break space is part of a value, as in libpq.
+fn is_libpq_space(c: &char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r')
 }
 
 /// The password of a `scheme://user:password@host/...` URL, as written and percent-decoded.
@@ -269,3 +275,7 @@ pub fn postgres_host(dbhost: &str) -> String {
         format!("{dbhost}{AZURE_POSTGRES_DOMAIN}")
     }
 }
+
+#[cfg(test)]
+#[path = "database_proptests.rs"]
+mod proptests;

@@ -31,6 +31,8 @@ pub enum FormError {
     Duplicate(String),
     #[error("The field \"{0}\" is not valid UTF-8 text.")]
     InvalidUtf8(String),
+    #[error("The field \"{0}\" has a \"%\" that is not followed by two hex digits.")]
+    BrokenEscape(String),
     #[error("The field \"{0}\" is too long.")]
     FieldTooLong(String),
     #[error("The form's security token is missing or wrong.")]
@@ -43,6 +45,7 @@ impl FormError {
         match self {
             FormError::Duplicate(name)
             | FormError::InvalidUtf8(name)
+            | FormError::BrokenEscape(name)
             | FormError::FieldTooLong(name) => field::shown_at(name),
             FormError::Malformed(_) | FormError::Csrf => field::FORM,
         }
@@ -50,8 +53,9 @@ impl FormError {
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body. Written by hand because the usual
-/// decoders (`form_urlencoded`, `serde_urlencoded`) replace invalid UTF-8 silently and keep the
-/// last of duplicated fields, and we refuse both.
+/// decoders (`form_urlencoded`, `serde_urlencoded`) replace invalid UTF-8 silently, keep a `%`
+/// without two hex digits as it is, and keep the last of duplicated fields; we refuse all three
+/// (browsers never send them).
 pub fn parse_urlencoded(body: &[u8]) -> Result<HashMap<String, String>, FormError> {
     let mut fields = HashMap::new();
     for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
@@ -59,23 +63,36 @@ pub fn parse_urlencoded(body: &[u8]) -> Result<HashMap<String, String>, FormErro
             Some(i) => (&pair[..i], &pair[i + 1..]),
             None => (pair, &b""[..]),
         };
-        let decode = |raw: &[u8]| -> Result<String, Vec<u8>> {
-            let plus_as_space: Vec<u8> = raw
-                .iter()
-                .map(|b| if *b == b'+' { b' ' } else { *b })
-                .collect();
-            let bytes: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
-            String::from_utf8(bytes).map_err(|e| e.into_bytes())
-        };
-        let name = decode(raw_name).map_err(|bytes| {
-            FormError::InvalidUtf8(String::from_utf8_lossy(&bytes).into_owned())
+        let name = decode_component(raw_name).map_err(|refusal| {
+            let shown = String::from_utf8_lossy(raw_name).into_owned();
+            refusal(shown)
         })?;
-        let value = decode(raw_value).map_err(|_| FormError::InvalidUtf8(name.clone()))?;
+        let value = decode_component(raw_value).map_err(|refusal| refusal(name.clone()))?;
         if fields.insert(name.clone(), value).is_some() {
             return Err(FormError::Duplicate(name));
         }
     }
     Ok(fields)
+}
+
+/// One name or value: `+` is a space, `%XX` a byte, and the bytes must be UTF-8. On failure,
+/// the error for the field it will be named after.
+fn decode_component(raw: &[u8]) -> Result<String, fn(String) -> FormError> {
+    let broken_escape = raw.iter().enumerate().any(|(i, b)| {
+        *b == b'%'
+            && !raw
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if broken_escape {
+        return Err(FormError::BrokenEscape);
+    }
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&plus_as_space).collect();
+    String::from_utf8(bytes).map_err(|_| FormError::InvalidUtf8 as fn(String) -> FormError)
 }
 
 /// Why a review request did not yield a submission.
@@ -249,3 +266,11 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "urlencoded_proptests.rs"]
+mod urlencoded_proptests;
+
+#[cfg(test)]
+#[path = "multipart_proptests.rs"]
+mod multipart_proptests;

@@ -1,12 +1,14 @@
 //! The integration tests, as one test binary: the app in-process on port 0 against SQLite and
 //! a fresh PostgreSQL database per test (restaurants, reviews, security), the real binary
-//! configured through its environment (binary), and the Azure integrations against a fake
-//! identity endpoint, throwaway PostgreSQL clusters and Azurite (azure). One binary builds and
-//! links once, and lets the minutes-long token soaks run side by side with everything else.
+//! configured through its environment (binary), the Azure integrations against a fake
+//! identity endpoint, throwaway PostgreSQL clusters and Azurite (azure), and photo sniffing's
+//! property tests and corpus (parsers). One binary builds and links once, and lets the
+//! minutes-long token soaks run side by side with everything else.
 
 mod azure;
 mod binary;
 mod helpers;
+mod parsers;
 mod photo_memory;
 mod restaurants;
 mod reviews;
