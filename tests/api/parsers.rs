@@ -19,7 +19,7 @@ fn limits() -> PhotoLimits {
     PhotoLimits {
         max_dimension: 2048,
         max_pixels: 1_000_000,
-        max_alloc: 64 << 20,
+        max_memory: 64 << 20,
         ..PhotoLimits::new(256 * 1024)
     }
 }
@@ -53,6 +53,7 @@ fn class(result: &Result<ProcessedPhoto, PhotoError>) -> &'static str {
         Err(PhotoError::UnsupportedType(_)) => "unsupported",
         Err(PhotoError::Unreadable) => "unreadable",
         Err(PhotoError::TooManyPixels { .. }) => "too-many-pixels",
+        Err(PhotoError::Busy) => "busy",
         Err(PhotoError::Internal) => "internal",
     }
 }
