@@ -482,6 +482,25 @@ impl Soak<'_> {
     }
 }
 
+/// A log line without its ANSI colour codes.
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ended by a letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Recovery after each phase: the last failure between its start and the next phase's start,
 /// measured from its end. `None` when failures ran into the next phase.
 fn recoveries(phases: &[Phase], records: &[Record], run_end: Duration) -> Vec<Option<Duration>> {
@@ -749,6 +768,21 @@ async fn mixed_traffic_survives_every_fault_in_turn_and_every_invariant_holds() 
         RECOVERY_BOUND.as_secs(),
         verdict(within)
     );
+    // The app's own account of any 500 (its log holds no secrets; checked below).
+    let tokens = rig.identity.tokens();
+    let server_errors: Vec<String> = app
+        .output_lines()
+        .into_iter()
+        .map(|l| without_colours(&l))
+        .filter(|l| l.contains("request failed") && l.contains("status=500"))
+        .filter(|l| !tokens.iter().any(|t| l.contains(t.as_str())))
+        .collect();
+    if !server_errors.is_empty() {
+        let _ = writeln!(out, "\n500s in the app's log:");
+        for line in &server_errors {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     println!("{out}");
     let summary = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak-summary.txt");
     std::fs::write(&summary, &out).unwrap();
@@ -773,4 +807,51 @@ async fn mixed_traffic_survives_every_fault_in_turn_and_every_invariant_holds() 
         assert!(!output.contains(&token), "a token was logged");
     }
     assert!(!output.contains(rig.identity.header_secret()));
+}
+
+/// Found by the soak: a query in flight when PostgreSQL shuts down (restart, failover,
+/// `pg_terminate_backend`) ends with SQLSTATE 57P01, which must read as "unavailable" (503, form
+/// kept), not as a failed query (500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_cut_off_by_a_server_shutdown_counts_as_unavailable() {
+    use restaurant_review::db::{Database, DbError};
+    let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
+        return;
+    };
+    let Database::Postgres(pool) = &app.db else {
+        unreachable!("a PostgreSQL app")
+    };
+    let victim = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            sqlx::query("SELECT pg_sleep(30), 'soak-victim'")
+                .execute(&pool)
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ended: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query LIKE '%''soak-victim''%' AND pid <> pg_backend_pid()) AS ended",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if ended > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = victim.await.unwrap().expect_err("the query was cut off");
+    let code = match &error {
+        sqlx::Error::Database(e) => e.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let error = DbError::from(error);
+    assert!(
+        matches!(error, DbError::Unavailable(_)),
+        "SQLSTATE {code:?} became {error:?}"
+    );
 }
