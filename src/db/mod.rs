@@ -110,10 +110,14 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
-/// SQLSTATEs with which a server refuses a connection: bad password or expired token (28P01,
-/// 28000), starting up or shutting down (57P03), too many connections (53300).
+/// SQLSTATEs with which a server refuses or ends a connection: bad password or expired token
+/// (28P01, 28000), starting up or shutting down (57P03), too many connections (53300), the
+/// session ended by a shutdown, restart or `pg_terminate_backend` (57P01, 57P02: a query in
+/// flight gets this), and the connection-exception class (08).
 fn is_connect_refusal(code: Option<&str>) -> bool {
-    is_refused_login(code) || matches!(code, Some("57P03" | "53300"))
+    is_refused_login(code)
+        || matches!(code, Some("57P01" | "57P02" | "57P03" | "53300"))
+        || code.is_some_and(|c| c.starts_with("08"))
 }
 
 /// Wrong password or expired token.

@@ -6,3 +6,5 @@ mod blob_photos;
 mod doctor;
 mod forbidden_storage;
 mod passwordless;
+mod soak;
+mod two_instances;

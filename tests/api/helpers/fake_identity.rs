@@ -1,8 +1,8 @@
 //! A local stand-in for the Azure managed-identity endpoint that speaks the real wire protocol
 //! of App Service (`IDENTITY_ENDPOINT`, `X-IDENTITY-HEADER`, api-version 2019-08-01). It mints
 //! JWTs with real `aud`/`iss`/`oid`/`tid`/`exp` claims and a chosen lifetime, counts calls, can
-//! be told to fail, and can run a hook for every minted token (the PostgreSQL emulation makes
-//! each token the role's password).
+//! be told to fail (500, throttled with 429 and `Retry-After`, or hanging), and can run a hook
+//! for every minted token (the PostgreSQL emulation makes each token the role's password).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,6 +29,28 @@ pub enum Mode {
     Normal,
     /// 500 Internal Server Error.
     Fail500,
+    /// 429 Too Many Requests with `Retry-After: <seconds>`, as App Service and IMDS throttle.
+    Fail429 {
+        retry_after: u64,
+    },
+    /// Accepts the request and does not answer while this mode lasts; a held request is then
+    /// answered as the next mode says (the endpoint "comes back").
+    Hang,
+}
+
+/// One request that reached the endpoint: when, and how it was answered.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub resource: String,
+    pub received: std::time::Instant,
+    pub answered_at: std::time::Instant,
+    pub answer: Answer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Token,
+    Status(u16),
 }
 
 pub type MintHook =
@@ -44,6 +66,7 @@ struct Shared {
     requests: AtomicU64,
     minted: AtomicU64,
     tokens: Mutex<Vec<String>>,
+    calls: Mutex<Vec<Call>>,
     on_mint: Mutex<Option<MintHook>>,
 }
 
@@ -65,6 +88,7 @@ impl FakeIdentity {
             requests: AtomicU64::new(0),
             minted: AtomicU64::new(0),
             tokens: Mutex::new(Vec::new()),
+            calls: Mutex::new(Vec::new()),
             on_mint: Mutex::new(None),
         });
         let router = Router::new()
@@ -107,6 +131,11 @@ impl FakeIdentity {
 
     pub fn minted(&self) -> u64 {
         self.shared.minted.load(Ordering::SeqCst)
+    }
+
+    /// Every answered token request (the App Service route), in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.calls.lock().unwrap().clone()
     }
 
     /// A token for `resource` handed to the test itself (e.g. to inspect storage), recorded
@@ -158,11 +187,25 @@ fn mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime) {
     (token, expires)
 }
 
-/// Answers with the current failure mode, if any.
-fn failure(shared: &Shared) -> Option<Response> {
-    let mode = *shared.mode.lock().unwrap();
+/// Answers with the current failure mode, if any; in `Hang` waits until the mode changes.
+async fn failure(shared: &Shared) -> Option<Response> {
+    let mode = loop {
+        let mode = *shared.mode.lock().unwrap();
+        if mode != Mode::Hang {
+            break mode;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     match mode {
-        Mode::Normal => None,
+        Mode::Normal | Mode::Hang => None,
+        Mode::Fail429 { retry_after } => Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", retry_after.to_string())],
+                "fake identity endpoint: too many requests",
+            )
+                .into_response(),
+        ),
         Mode::Fail500 => Some(
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -195,12 +238,22 @@ async fn finish_mint(shared: &Shared, resource: &str) -> (String, OffsetDateTime
     (token, expires)
 }
 
+fn record(shared: &Shared, resource: &str, received: std::time::Instant, answer: Answer) {
+    shared.calls.lock().unwrap().push(Call {
+        resource: resource.to_owned(),
+        received,
+        answered_at: std::time::Instant::now(),
+        answer,
+    });
+}
+
 async fn app_service(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    let received = std::time::Instant::now();
     if headers
         .get("x-identity-header")
         .and_then(|v| v.to_str().ok())
@@ -224,10 +277,17 @@ async fn app_service(
     {
         return not_assigned();
     }
-    if let Some(response) = failure(&shared) {
+    if let Some(response) = failure(&shared).await {
+        record(
+            &shared,
+            &resource,
+            received,
+            Answer::Status(response.status().as_u16()),
+        );
         return response;
     }
     let (token, expires) = finish_mint(&shared, &resource).await;
+    record(&shared, &resource, received, Answer::Token);
     axum::Json(json!({
         "access_token": token,
         "expires_on": expires.unix_timestamp().to_string(),

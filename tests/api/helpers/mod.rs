@@ -3,6 +3,7 @@
 //! rigs of the Azure tests: the real binary as a child process, a fake identity endpoint,
 //! throwaway PostgreSQL clusters, an LDAP token check, Azurite and a test CA.
 
+pub mod azure_rig;
 pub mod azurite;
 pub mod fake_identity;
 pub mod pg_cluster;

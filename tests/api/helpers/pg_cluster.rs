@@ -239,6 +239,37 @@ impl PgCluster {
         }
     }
 
+    /// Restarts the server as an outage: `pg_ctl restart -m fast` (open sessions are ended,
+    /// the options it was started with are kept) and waits until it accepts connections.
+    pub fn restart(&self) {
+        let log = self._dir.path().join("server.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                self.data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "restart".as_ref(),
+            ],
+        );
+    }
+
+    /// Ends every session of `role` (`pg_terminate_backend`), as a failover or a server-side
+    /// idle cleanup does; returns how many were ended.
+    pub async fn terminate_sessions(&self, role: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1) AS ended",
+        )
+        .bind(role)
+        .fetch_one(&mut self.admin().await)
+        .await
+        .unwrap()
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
