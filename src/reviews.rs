@@ -19,6 +19,9 @@ pub struct Submission {
     pub photo: Option<Bytes>,
 }
 
+const NOT_SAVED_NOW: &str =
+    "Your review could not be saved just now. Please try again in a minute.";
+
 /// Why a review was not saved; the web layer maps each kind to its status once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalKind {
@@ -87,6 +90,11 @@ impl Refusal {
             errors,
             false,
         )
+    }
+
+    /// The database is down: nothing was tried, the form comes back as typed.
+    pub fn not_saved_now(input: ReviewInput, photo_was_sent: bool) -> Self {
+        Self::unavailable(input, field::FORM, NOT_SAVED_NOW, photo_was_sent)
     }
 
     /// Nothing was saved because a service failed; `at` is the field the message belongs to.
@@ -171,7 +179,7 @@ impl Reviews {
                 Err(Refusal::unavailable(
                     input,
                     field::FORM,
-                    "Your review could not be saved just now. Please try again in a minute.",
+                    NOT_SAVED_NOW,
                     photo_was_sent,
                 ))
             }

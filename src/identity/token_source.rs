@@ -22,8 +22,12 @@ const REFRESH_MARGIN_MAX: Duration = Duration::from_secs(5 * 60);
 const LONG_TOKEN: Duration = Duration::from_secs(2 * 60 * 60);
 /// A token this close to expiry is not handed out for a new connection.
 const MIN_REMAINING: Duration = Duration::from_secs(5);
-/// Failed refreshes are retried no more often than this, doubling up to `MAX_BACKOFF`.
+/// Failed refreshes are retried no more often than this, doubling up to `MAX_BACKOFF`; but
+/// while the current token is still valid, sooner: halfway to its expiry, so a short-lived
+/// token gets several retries before it runs out.
 pub const MIN_BACKOFF: Duration = Duration::from_secs(30);
+/// The soonest retry after a failure, however close the current token's expiry.
+const SHORTEST_RETRY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
 /// How long startup keeps retrying transient failures to get a first token (the SDKs retry
 /// about 70 s for IMDS).
@@ -112,7 +116,27 @@ struct Bookkeeping {
     last_error: Option<TokenError>,
     last_failure: Option<OffsetDateTime>,
     backoff: Duration,
+    /// What the endpoint's last `Retry-After` asked for; never retried sooner.
+    retry_after: Option<Duration>,
     fetched: u64,
+}
+
+impl Bookkeeping {
+    /// When a failed fetch may be tried again, given when the token in hand expires.
+    fn retry_at(&self, valid_until: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+        let failed = self.last_failure?;
+        let mut retry = failed + self.backoff.max(MIN_BACKOFF);
+        if let Some(valid_until) = valid_until.filter(|until| *until > failed) {
+            let usable_for: Duration = (valid_until - failed - MIN_REMAINING)
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            retry = retry.min(failed + (usable_for / 2).max(SHORTEST_RETRY));
+        }
+        if let Some(asked) = self.retry_after {
+            retry = retry.max(failed + asked);
+        }
+        Some(retry)
+    }
 }
 
 struct Inner {
@@ -249,10 +273,14 @@ impl TokenSource {
             .cloned()
     }
 
+    fn valid_until(&self) -> Option<OffsetDateTime> {
+        self.inner.current.borrow().as_ref().map(|t| t.expires_on)
+    }
+
     fn backing_off(&self) -> Option<TokenError> {
+        let valid_until = self.valid_until();
         let book = self.inner.book.lock().expect("token bookkeeping lock");
-        let failed_at = book.last_failure?;
-        let retry_at = failed_at + book.backoff.max(MIN_BACKOFF);
+        let retry_at = book.retry_at(valid_until)?;
         (OffsetDateTime::now_utc() < retry_at)
             .then(|| book.last_error.clone())
             .flatten()
@@ -262,10 +290,9 @@ impl TokenSource {
     fn until_next_attempt(&self) -> Duration {
         let now = OffsetDateTime::now_utc();
         let refresh_at = self.inner.current.borrow().as_ref().map(Token::refresh_at);
+        let valid_until = self.valid_until();
         let book = self.inner.book.lock().expect("token bookkeeping lock");
-        let retry_at = book
-            .last_failure
-            .map(|failed| failed + book.backoff.max(MIN_BACKOFF));
+        let retry_at = book.retry_at(valid_until);
         let due = match (refresh_at, retry_at) {
             (Some(refresh), Some(retry)) => refresh.max(retry),
             (Some(refresh), None) => refresh,
@@ -284,13 +311,13 @@ impl TokenSource {
             self.inner.credential.get_token(&[scope.as_str()], None),
         )
         .await;
-        let result = match outcome {
+        let result = match &outcome {
             Ok(Ok(access)) => Ok(Token {
                 secret: Arc::new(SecretString::from(access.token.secret())),
                 expires_on: access.expires_on,
                 obtained_at: started,
             }),
-            Ok(Err(error)) => Err(self.classify(&error)),
+            Ok(Err(error)) => Err(self.classify(error)),
             Err(_) => Err(TokenError::Failed {
                 credential: self.inner.credential_name.clone(),
                 scope: scope.clone(),
@@ -307,6 +334,7 @@ impl TokenSource {
                 book.last_error = None;
                 book.last_failure = None;
                 book.backoff = Duration::ZERO;
+                book.retry_after = None;
                 tracing::info!(scope = %scope, expires_on = %token.expires_on, refresh_at = %token.refresh_at(), "got a new token");
                 self.inner.current.send_replace(Some(token.clone()));
             }
@@ -314,6 +342,10 @@ impl TokenSource {
                 book.last_error = Some(error.clone());
                 book.last_failure = Some(OffsetDateTime::now_utc());
                 book.backoff = (book.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+                book.retry_after = match &outcome {
+                    Ok(Err(azure)) => retry_after(azure),
+                    _ => None,
+                };
             }
         }
         result
@@ -339,6 +371,32 @@ impl TokenSource {
             },
         }
     }
+}
+
+/// The `Retry-After` (in seconds, at most `MAX_BACKOFF`) of the identity endpoint's answer in
+/// the error's chain, as App Service and IMDS send with 429.
+fn retry_after(error: &azure_core::Error) -> Option<Duration> {
+    use azure_core::error::ErrorKind;
+    use azure_core::http::headers::HeaderName;
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(azure) = e.downcast_ref::<azure_core::Error>()
+            && let ErrorKind::HttpResponse {
+                raw_response: Some(raw),
+                ..
+            } = azure.kind()
+        {
+            let seconds = raw
+                .headers()
+                .get_optional_str(&HeaderName::from_static("retry-after"))?
+                .trim()
+                .parse::<u64>()
+                .ok()?;
+            return Some(Duration::from_secs(seconds).min(MAX_BACKOFF));
+        }
+        current = e.source();
+    }
+    None
 }
 
 enum Assessment {
@@ -498,6 +556,66 @@ mod tests {
         assert!(source.token().await.is_err());
         assert!(source.token().await.is_err());
         assert_eq!(credential.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_refresh_of_a_short_token_is_retried_well_before_it_expires() {
+        let failed = OffsetDateTime::now_utc();
+        let book = Bookkeeping {
+            last_failure: Some(failed),
+            backoff: MIN_BACKOFF,
+            ..Default::default()
+        };
+        let retry_in = |left: Option<u64>| {
+            let until = left.map(|secs| failed + Duration::from_secs(secs));
+            book.retry_at(until).unwrap() - failed
+        };
+        // A 60 s token is refreshed with 12 s left: halfway to its last usable moment.
+        assert_eq!(retry_in(Some(12)), time::Duration::milliseconds(3_500));
+        assert_eq!(
+            retry_in(Some(3)),
+            time::Duration::seconds(2),
+            "the shortest retry"
+        );
+        // A long-lived token keeps the usual backoff; so does having none.
+        assert_eq!(retry_in(Some(3600)), time::Duration::seconds(30));
+        assert_eq!(retry_in(None), time::Duration::seconds(30));
+    }
+
+    #[test]
+    fn a_retry_after_from_the_endpoint_is_read_and_honoured_even_with_a_valid_token() {
+        use azure_core::http::headers::{HeaderName, Headers};
+        use azure_core::http::{RawResponse, StatusCode};
+        let mut headers = Headers::new();
+        headers.insert(HeaderName::from_static("retry-after"), "20");
+        let raw = RawResponse::from_bytes(StatusCode::TooManyRequests, headers, "throttled");
+        let error = azure_core::Error::with_message(
+            azure_core::error::ErrorKind::HttpResponse {
+                status: StatusCode::TooManyRequests,
+                error_code: None,
+                raw_response: Some(Box::new(raw)),
+            },
+            "throttled",
+        );
+        assert_eq!(retry_after(&error), Some(Duration::from_secs(20)));
+
+        let failed = OffsetDateTime::now_utc();
+        let book = Bookkeeping {
+            last_failure: Some(failed),
+            backoff: MIN_BACKOFF,
+            retry_after: Some(Duration::from_secs(20)),
+            ..Default::default()
+        };
+        // A minute of validity left would mean a retry in ~27 s; 20 s asked: 27 s it is.
+        let retry = book
+            .retry_at(Some(failed + Duration::from_secs(60)))
+            .unwrap();
+        assert_eq!(retry - failed, time::Duration::milliseconds(27_500));
+        // Ten seconds left would mean 2.5 s; the endpoint asked for 20.
+        let retry = book
+            .retry_at(Some(failed + Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(retry - failed, time::Duration::seconds(20));
     }
 
     #[test]

@@ -634,3 +634,49 @@ async fn oversized_photos_are_refused_with_the_input_kept_and_nothing_stored(
     assert_eq!(app.review_count().await, 0);
     assert_eq!(app.stored_photo_files().len(), 0);
 }
+
+#[apply(both_backends)]
+async fn a_review_posted_while_the_database_is_down_comes_back_as_typed_with_a_503(
+    #[case] backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let id = app.create_restaurant("Dark Kitchen").await;
+    let form = app
+        .review_form(
+            id,
+            &[
+                ("user_name", "Patient Pat"),
+                ("rating", "5"),
+                ("review_text", "Typed during the outage."),
+            ],
+        )
+        .await
+        .part(
+            "reviewImage",
+            photo_part(PHONE_PHOTO, "soup.jpg", "image/jpeg"),
+        );
+    // The app's pool is this one: closing it is the database going away.
+    app.db.close().await;
+
+    let response = app.post_review(id, form).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = response.text().await.unwrap();
+    for kept in [
+        "Patient Pat",
+        "Typed during the outage.",
+        "could not be saved just now",
+    ] {
+        assert!(page.contains(kept), "{kept:?} missing: {page}");
+    }
+    assert!(page.contains("Choose your photo again"), "{page}");
+    assert!(
+        page.contains(r#"value="5" required checked"#),
+        "the rating is kept: {page}"
+    );
+    assert!(
+        app.stored_photo_files().is_empty(),
+        "no photo is stored for a review that was not"
+    );
+}

@@ -1,18 +1,40 @@
 //! `POST /review/<id>`: reads the review form and hands it to the review flow
-//! ([`crate::reviews`]); a refused review shows the restaurant's page again with the form kept.
+//! ([`crate::reviews`]); a refused review shows the restaurant's page again with the form kept,
+//! or, when the database cannot show that page, the form alone, still kept.
 
+use askama::Template;
 use axum::Extension;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
+use super::html;
 use super::restaurants::render_details;
-use crate::domain::RestaurantId;
+use crate::db::DbError;
+use crate::domain::{RestaurantId, ReviewText, UserName};
+use crate::forms::{FieldErrors, ReviewInput, field};
+use crate::photos::processing::human_bytes;
+use crate::reviews::{Refusal, ReviewFormState};
 use crate::web::AppState;
 use crate::web::error::{AppError, refusal_status};
 use crate::web::forms::{ReadFailure, read_review};
-use crate::web::security::{CsrfToken, csrf_failure};
+use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
+
+/// The review form alone, for when the restaurant's page cannot be read.
+#[derive(Template)]
+#[template(path = "review_unavailable.html")]
+struct ReviewUnavailablePage<'a> {
+    csrf_token: &'a str,
+    restaurant_id: i64,
+    input: ReviewInput,
+    errors: FieldErrors,
+    form_open: bool,
+    form_message: Option<String>,
+    rating_choices: [u8; 5],
+    max_photo_bytes: u64,
+    max_photo_label: String,
+}
 
 pub async fn add_review(
     State(app): State<AppState>,
@@ -22,21 +44,64 @@ pub async fn add_review(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
     let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
-    // An unknown restaurant is a 404 before a byte of the upload is read.
-    if app.db.restaurant(id).await?.is_none() {
-        return Err(AppError::NotFound);
-    }
+    // An unknown restaurant is a 404 before a byte of the upload is read. When the database is
+    // down the form is still read, so that what was typed comes back with the 503.
+    let database_up = match app.db.restaurant(id).await {
+        Ok(Some(_)) => true,
+        Ok(None) => return Err(AppError::NotFound),
+        Err(DbError::Unavailable(_) | DbError::Token(_)) => false,
+        Err(error) => return Err(error.into()),
+    };
     let max_photo_bytes = app.reviews.limits.max_bytes;
     let outcome = match read_review(&headers, multipart, &csrf, max_photo_bytes).await {
+        Ok(submission) if !database_up => Err(Refusal::not_saved_now(
+            submission.input,
+            submission.photo.is_some(),
+        )),
         Ok(submission) => app.reviews.post(id, submission).await,
         Err(ReadFailure::Csrf) => return Ok(csrf_failure()),
         Err(ReadFailure::Refused(refusal)) => Err(refusal),
     };
     match outcome {
         Ok(review_id) => Ok(Redirect::to(&format!("/{id}/#review-{review_id}")).into_response()),
-        Err(refusal) => {
-            let status = refusal_status(refusal.kind);
-            render_details(&app, id, 1, &csrf, Some(refusal.form), status).await
-        }
+        Err(refusal) => render_refused(&app, id, &csrf, refusal).await,
     }
+}
+
+/// The restaurant's page with the refused form in it; if the database cannot show the page,
+/// the form alone (503), so what was typed is never lost to an outage.
+async fn render_refused(
+    app: &AppState,
+    id: RestaurantId,
+    csrf: &CsrfToken,
+    refusal: Refusal,
+) -> Result<Response, AppError> {
+    let status = refusal_status(refusal.kind);
+    if let Ok(Some(_)) = app.db.restaurant(id).await {
+        return render_details(app, id, 1, csrf, Some(refusal.form), status).await;
+    }
+    let ReviewFormState {
+        input,
+        mut errors,
+        message,
+    } = refusal.form;
+    if errors.get(field::FORM).is_none() {
+        errors.insert(
+            field::FORM,
+            "The restaurant's page cannot be shown just now.",
+        );
+    }
+    let max_photo_bytes = app.reviews.limits.max_bytes;
+    let page = ReviewUnavailablePage {
+        csrf_token: csrf.as_str(),
+        restaurant_id: id.get(),
+        input,
+        errors,
+        form_open: true,
+        form_message: message,
+        rating_choices: [5, 4, 3, 2, 1],
+        max_photo_bytes,
+        max_photo_label: human_bytes(max_photo_bytes),
+    };
+    html(StatusCode::SERVICE_UNAVAILABLE, &page)
 }
