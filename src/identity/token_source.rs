@@ -25,7 +25,7 @@ const MIN_REMAINING: Duration = Duration::from_secs(5);
 /// Failed refreshes are retried no more often than this, doubling up to `MAX_BACKOFF`; but
 /// while the current token is still valid, sooner: halfway to its expiry, so a short-lived
 /// token gets several retries before it runs out.
-pub const MIN_BACKOFF: Duration = Duration::from_secs(30);
+pub const MIN_BACKOFF: Duration = Duration::from_secs(10);
 /// The soonest retry after a failure, however close the current token's expiry.
 const SHORTEST_RETRY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
@@ -543,8 +543,8 @@ mod tests {
                 .contains("endpoint down")
         );
         assert!(
-            source.until_next_attempt() >= Duration::from_secs(29),
-            "no retry before 30 s"
+            source.until_next_attempt() >= MIN_BACKOFF - Duration::from_secs(1),
+            "no retry before the backoff"
         );
     }
 
@@ -578,8 +578,8 @@ mod tests {
             "the shortest retry"
         );
         // A long-lived token keeps the usual backoff; so does having none.
-        assert_eq!(retry_in(Some(3600)), time::Duration::seconds(30));
-        assert_eq!(retry_in(None), time::Duration::seconds(30));
+        assert_eq!(retry_in(Some(3600)), time::Duration::seconds(10));
+        assert_eq!(retry_in(None), time::Duration::seconds(10));
     }
 
     #[test]
@@ -606,11 +606,11 @@ mod tests {
             retry_after: Some(Duration::from_secs(20)),
             ..Default::default()
         };
-        // A minute of validity left would mean a retry in ~27 s; 20 s asked: 27 s it is.
+        // A minute of validity left would mean a retry in 10 s (the backoff); 20 s were asked.
         let retry = book
             .retry_at(Some(failed + Duration::from_secs(60)))
             .unwrap();
-        assert_eq!(retry - failed, time::Duration::milliseconds(27_500));
+        assert_eq!(retry - failed, time::Duration::seconds(20));
         // Ten seconds left would mean 2.5 s; the endpoint asked for 20.
         let retry = book
             .retry_at(Some(failed + Duration::from_secs(10)))

@@ -30,6 +30,11 @@ const SAS_LIFETIME: Duration = Duration::from_secs(15 * 60);
 /// Names never change (they are UUIDs), so photos may be cached for a year.
 pub const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
+/// How long deletes that failed keep being retried, and how often.
+const DELETE_RETRY_FOR: Duration = Duration::from_secs(15 * 60);
+const DELETE_RETRY_FIRST_PAUSE: Duration = Duration::from_secs(1);
+const DELETE_RETRY_LONGEST_PAUSE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a photo named {0} already exists")]
@@ -221,22 +226,54 @@ impl PhotoStore {
     /// Keeps both renditions of a processed photo, or neither.
     pub async fn save(&self, photo: &ProcessedPhoto) -> Result<(), StoreError> {
         let [display, thumbnail] = PhotoKey::both(&photo.name);
-        self.put(&display, photo.display.clone()).await?;
-        if let Err(error) = self.put(&thumbnail, photo.thumbnail.clone()).await {
+        let mut saved = self.put(&display, photo.display.clone()).await;
+        if saved.is_ok() {
+            saved = self.put(&thumbnail, photo.thumbnail.clone()).await;
+        }
+        if let Err(error) = saved {
+            // Both, even the one whose put failed: a put that timed out may still have landed.
             self.remove(&photo.name).await;
             return Err(error);
         }
         Ok(())
     }
 
-    /// Removes both renditions; failures are logged, not returned, because this runs on error
-    /// paths where the original error is the one worth reporting.
+    /// Removes both renditions. Failures are not returned, because this runs on error paths
+    /// where the original error is the one worth reporting; a delete that fails (storage is
+    /// down, say) is retried in the background for a while, so that the outage which made a
+    /// save fail does not leave an orphan once storage is back.
     pub async fn remove(&self, name: &PhotoName) {
+        let mut failed = Vec::new();
         for key in PhotoKey::both(name) {
             if let Err(error) = self.delete(&key).await {
-                tracing::error!(photo = %name, error = %error_chain(&error), "could not delete a photo; it is now an orphan");
+                tracing::warn!(photo = %name, error = %error_chain(&error), "could not delete a photo; retrying in the background");
+                failed.push(key);
             }
         }
+        if !failed.is_empty() {
+            tokio::spawn(self.clone().retry_deletes(name.clone(), failed));
+        }
+    }
+
+    async fn retry_deletes(self, name: PhotoName, mut keys: Vec<PhotoKey>) {
+        let started = tokio::time::Instant::now();
+        let mut pause = DELETE_RETRY_FIRST_PAUSE;
+        while !keys.is_empty() {
+            if started.elapsed() >= DELETE_RETRY_FOR {
+                tracing::error!(photo = %name, "could not delete a photo for {} minutes; it is now an orphan", DELETE_RETRY_FOR.as_secs() / 60);
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(DELETE_RETRY_LONGEST_PAUSE);
+            let mut still_failing = Vec::new();
+            for key in keys {
+                if self.delete(&key).await.is_err() {
+                    still_failing.push(key);
+                }
+            }
+            keys = still_failing;
+        }
+        tracing::info!(photo = %name, "deleted a photo left by a failed save");
     }
 
     /// Checked at startup: the store is reachable and writable, or the error says what to do.
