@@ -5,9 +5,10 @@
 //! 1. PostgreSQL is restarted (`pg_ctl restart -m fast`);
 //! 2. every PostgreSQL session of the app's role is ended (`pg_terminate_backend`);
 //! 3. the identity endpoint answers 500 to the app's refresh of its 60-second tokens;
-//! 4. the identity endpoint hangs for 30 s (accepts, does not answer until it comes back);
+//! 4. it answers 429 with `Retry-After: 20` to the app's retries of that refresh;
 //! 5. Azurite is stopped for 20 s;
-//! 6. the identity endpoint answers 429 with `Retry-After: 20` to the next refresh.
+//! 6. the identity endpoint hangs for 30 s at the next refresh (accepts, does not answer until
+//!    it comes back).
 //!
 //! A short normal phase separates the faults. The identity faults are placed on the app's own
 //! refresh points (read from `/health`), so each one meets a real token request: with
@@ -330,8 +331,12 @@ impl Soak<'_> {
 
     /// The identity endpoint fails with `mode` from just before the app's next refresh until
     /// each token source has been refused once (or 15 s pass).
-    async fn identity_refuses(&mut self, name: &'static str, mode: Mode, status: u16) {
-        until_before_refresh(&self.health, self.app, Duration::from_secs(3)).await;
+    /// Refuses the app's next token requests with `status`: those of its next refresh point,
+    /// or (`now`) whatever comes next, such as the retries of a refusal just before.
+    async fn identity_refuses(&mut self, name: &'static str, mode: Mode, status: u16, now: bool) {
+        if !now {
+            until_before_refresh(&self.health, self.app, Duration::from_secs(3)).await;
+        }
         let start = self.now();
         let set_at = Instant::now();
         self.rig.identity.set_mode(mode);
@@ -441,21 +446,22 @@ impl Soak<'_> {
         self.normal(NORMAL).await;
         self.end_sessions().await;
         self.normal(NORMAL).await;
-        self.identity_refuses("identity 500", Mode::Fail500, 500)
+        self.identity_refuses("identity 500", Mode::Fail500, 500, false)
             .await;
-        self.normal(Duration::from_secs(3)).await;
-        self.identity_hangs().await;
-        self.normal(NORMAL).await;
-        self.storage_outage().await;
-        self.normal(NORMAL).await;
+        // Straight on: the app's retries of the refused refresh (halfway to expiry) meet it.
         self.identity_refuses(
             "identity 429 + Retry-After",
             Mode::Fail429 {
                 retry_after: RETRY_AFTER_SECS,
             },
             429,
+            true,
         )
         .await;
+        self.normal(NORMAL).await;
+        self.storage_outage().await;
+        self.normal(Duration::from_secs(3)).await;
+        self.identity_hangs().await;
         // Until the app has its tokens again, then a little steady traffic.
         let deadline = Instant::now() + RECOVERY_BOUND;
         while Instant::now() < deadline && !self.tokens_fresh().await {
