@@ -4,8 +4,11 @@
 //! Each query is written once and compiled for both drivers by `on_conn!`: sqlx's query
 //! builders are generic over the database, and both accept `$N` placeholders and `RETURNING`.
 
+mod paging;
 mod queries;
+mod sort_key;
 
+pub use paging::PageAt;
 pub use queries::{Restaurant, Review};
 
 use std::str::FromStr;
@@ -27,18 +30,32 @@ pub const POSTGRES_SCOPE: &str = "https://ossrdbms-aad.database.windows.net/.def
 
 /// The PostgreSQL migrations, also read by `doctor` to compare with what a database has.
 pub static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
-    embedded(&[(
-        20261123000001,
-        "restaurants and reviews",
-        include_str!("../../migrations/postgres/20261123000001_restaurants_and_reviews.sql"),
-    )])
+    embedded(&[
+        (
+            20261123000001,
+            "restaurants and reviews",
+            include_str!("../../migrations/postgres/20261123000001_restaurants_and_reviews.sql"),
+        ),
+        (
+            20261202000001,
+            "collated keyset paging",
+            include_str!("../../migrations/postgres/20261202000001_collated_keyset_paging.sql"),
+        ),
+    ])
 });
 static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
-    embedded(&[(
-        20261123000001,
-        "restaurants and reviews",
-        include_str!("../../migrations/sqlite/20261123000001_restaurants_and_reviews.sql"),
-    )])
+    embedded(&[
+        (
+            20261123000001,
+            "restaurants and reviews",
+            include_str!("../../migrations/sqlite/20261123000001_restaurants_and_reviews.sql"),
+        ),
+        (
+            20261202000001,
+            "collated keyset paging",
+            include_str!("../../migrations/sqlite/20261202000001_collated_keyset_paging.sql"),
+        ),
+    ])
 });
 
 /// Migrations compiled into the binary (App Service runs the binary alone), listed by hand
@@ -258,7 +275,17 @@ impl Database {
             }
         };
         db.migrate(settings).await?;
+        db.refresh_sort_keys().await?;
         Ok(db)
+    }
+
+    /// Makes the SQLite sort keys of names that have none (rows inserted with plain SQL, say) or
+    /// one from another collation version; runs at startup. Nothing to do on PostgreSQL.
+    pub async fn refresh_sort_keys(&self) -> Result<(), DbError> {
+        match self {
+            Database::Sqlite(pool) => sort_key::refresh(pool).await,
+            Database::Postgres(_) => Ok(()),
+        }
     }
 
     #[tracing::instrument(name = "db.migrate", skip_all)]

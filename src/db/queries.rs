@@ -2,50 +2,39 @@
 
 use time::OffsetDateTime;
 
-use super::{Database, DbError, acquire, on_conn};
+use super::{Database, DbError, acquire, on_conn, sort_key};
 use crate::domain::{NewRestaurant, NewReview, RatingSummary, RestaurantId};
 use crate::photos::PhotoName;
 
 impl Database {
     #[tracing::instrument(name = "db.create_restaurant", skip_all)]
     pub async fn create_restaurant(&self, new: &NewRestaurant) -> Result<RestaurantId, DbError> {
-        let id: i64 = on_conn!(self, conn => {
-            sqlx::query_scalar(
+        // SQLite has no Unicode collation: the name's sort key is stored beside it.
+        let (sql, key) = match self {
+            Database::Sqlite(_) => (
+                "INSERT INTO restaurant (name, street_address, description, name_key) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+                Some(sort_key::name_key(new.name.as_str())),
+            ),
+            Database::Postgres(_) => (
                 "INSERT INTO restaurant (name, street_address, description) \
                  VALUES ($1, $2, $3) RETURNING id",
-            )
-            .bind(new.name.as_str())
-            .bind(new.street_address.as_str())
-            .bind(new.description.as_str())
+                None,
+            ),
+        };
+        let id: i64 = on_conn!(self, conn => {
+            let query = sqlx::query_scalar(sql)
+                .bind(new.name.as_str())
+                .bind(new.street_address.as_str())
+                .bind(new.description.as_str());
+            match &key {
+                Some(key) => query.bind(key.as_slice()),
+                None => query,
+            }
             .fetch_one(&mut *conn)
             .await?
         });
         Ok(RestaurantId::from_db(id))
-    }
-
-    /// One page of restaurants in name order, plus the total count for the pager.
-    #[tracing::instrument(name = "db.restaurant_page", skip(self))]
-    pub async fn restaurant_page(
-        &self,
-        page: u32,
-        per_page: u32,
-    ) -> Result<(Vec<Restaurant>, i64), DbError> {
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let (rows, total): (Vec<RestaurantRow>, i64) = on_conn!(self, conn => {
-            let rows = sqlx::query_as(
-                "SELECT id, name, street_address, description, review_count, rating_sum \
-                 FROM restaurant ORDER BY name, id LIMIT $1 OFFSET $2",
-            )
-            .bind(i64::from(per_page))
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?;
-            let total = sqlx::query_scalar("SELECT COUNT(*) FROM restaurant")
-                .fetch_one(&mut *conn)
-                .await?;
-            (rows, total)
-        });
-        Ok((rows.into_iter().map(Restaurant::from).collect(), total))
     }
 
     #[tracing::instrument(name = "db.restaurant", skip(self), fields(id = id.get()))]
@@ -60,29 +49,6 @@ impl Database {
             .await?
         });
         Ok(row.map(Restaurant::from))
-    }
-
-    /// A page of a restaurant's reviews, newest first.
-    #[tracing::instrument(name = "db.reviews", skip(self), fields(id = id.get()))]
-    pub async fn reviews(
-        &self,
-        id: RestaurantId,
-        page: u32,
-        per_page: u32,
-    ) -> Result<Vec<Review>, DbError> {
-        let offset = i64::from(page.saturating_sub(1)) * i64::from(per_page);
-        let rows: Vec<ReviewRow> = on_conn!(self, conn => {
-            sqlx::query_as(
-                "SELECT id, user_name, rating, review_text, review_date, image_name \
-                 FROM review WHERE restaurant_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
-            )
-            .bind(id.get())
-            .bind(i64::from(per_page))
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await?
-        });
-        Ok(rows.into_iter().map(Review::from).collect())
     }
 
     /// Inserts a review and updates the restaurant's running totals in one transaction.
@@ -131,7 +97,7 @@ impl Database {
 
 /// `id, name, street_address, description, review_count, rating_sum`: a tuple rather than a
 /// derived row type, so sqlx's proc macros are not needed (they compile both drivers again).
-type RestaurantRow = (i64, String, String, String, i64, i64);
+pub(super) type RestaurantRow = (i64, String, String, String, i64, i64);
 
 /// A stored restaurant with its rating totals.
 #[derive(Debug, Clone)]
@@ -160,7 +126,7 @@ impl From<RestaurantRow> for Restaurant {
 }
 
 /// `id, user_name, rating, review_text, review_date, image_name`.
-type ReviewRow = (i64, String, i16, String, OffsetDateTime, Option<String>);
+pub(super) type ReviewRow = (i64, String, i16, String, OffsetDateTime, Option<String>);
 
 /// A stored review.
 #[derive(Debug, Clone)]

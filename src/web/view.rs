@@ -6,7 +6,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 use super::forms::parse_urlencoded;
-use crate::db::{Restaurant, Review};
+use crate::db::{PageAt, Restaurant, Review};
 use crate::photos::{PhotoKey, PhotoStore, Variant};
 
 const DATE_FORMAT: &[BorrowedFormatItem<'static>] =
@@ -14,10 +14,17 @@ const DATE_FORMAT: &[BorrowedFormatItem<'static>] =
 
 /// Page navigation under a list.
 pub struct Pager {
+    per_page: u32,
     pub page: u32,
     pub pages: u32,
     pub prev: Option<u32>,
     pub next: Option<u32>,
+    /// Links to the neighbouring pages by keyset (`?after=<id>&page=N`): bookmarkable, and
+    /// as cheap at page 500 as at page 1.
+    pub prev_href: Option<String>,
+    pub next_href: Option<String>,
+    pub first_href: String,
+    pub last_href: String,
 }
 
 impl Pager {
@@ -26,11 +33,41 @@ impl Pager {
             u32::try_from((total.max(0) as u64).div_ceil(u64::from(per_page))).unwrap_or(u32::MAX);
         let page = page.clamp(1, pages.max(1));
         Self {
+            per_page,
             page,
             pages,
             prev: (page > 1).then(|| page - 1),
             next: (page < pages).then(|| page + 1),
+            prev_href: None,
+            next_href: None,
+            first_href: "?".into(),
+            last_href: "?page=last".into(),
         }
+    }
+
+    /// The links of a page shown at `path` with `shown` rows, from id `first` to id `last`. A
+    /// page short of rows is the last, whatever number it was given.
+    pub fn linked(
+        mut self,
+        path: &str,
+        shown: usize,
+        first: Option<i64>,
+        last: Option<i64>,
+    ) -> Self {
+        if shown < self.per_page as usize {
+            self.next = None;
+        }
+        self.first_href = path.to_owned();
+        self.last_href = format!("{path}?page=last");
+        self.prev_href = self.prev.map(|prev| match (prev, first) {
+            (1, _) | (_, None) => path.to_owned(),
+            (prev, Some(first)) => format!("{path}?before={first}&page={prev}"),
+        });
+        self.next_href = self.next.map(|next| match last {
+            Some(last) => format!("{path}?after={last}&page={next}"),
+            None => format!("{path}?page={next}"),
+        });
+        self
     }
 }
 
@@ -41,6 +78,34 @@ pub fn requested_page(query: Option<String>) -> u32 {
         .and_then(|fields| fields.get("page").and_then(|p| p.parse::<u32>().ok()))
         .filter(|p| *p >= 1)
         .unwrap_or(1)
+}
+
+/// Where the requested page starts: `?after=<id>` or `?before=<id>` (the pager's links),
+/// `?page=last`, `?page=N` (older links, by offset), else the first page.
+pub fn requested_position(query: Option<&str>) -> PageAt {
+    let Some(fields) = query.and_then(|q| parse_urlencoded(q.as_bytes()).ok()) else {
+        return PageAt::First;
+    };
+    let id = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.parse::<i64>().ok())
+            .filter(|id| *id >= 1)
+    };
+    if let Some(after) = id("after") {
+        return PageAt::After(after);
+    }
+    if let Some(before) = id("before") {
+        return PageAt::Before(before);
+    }
+    match fields.get("page").map(String::as_str) {
+        Some("last") => PageAt::Last,
+        Some(number) => match number.parse::<u32>() {
+            Ok(n) if n > 1 => PageAt::Number(n),
+            _ => PageAt::First,
+        },
+        None => PageAt::First,
+    }
 }
 
 pub struct RestaurantView {
@@ -179,6 +244,36 @@ mod tests {
         assert_eq!((p.page, p.prev, p.next), (3, Some(2), None));
         let p = Pager::new(1, 0, 20);
         assert_eq!((p.page, p.pages), (1, 0));
+    }
+
+    #[test]
+    fn page_positions_come_from_cursors_then_numbers() {
+        for (query, at) in [
+            (None, PageAt::First),
+            (Some("after=41&page=3"), PageAt::After(41)),
+            (Some("before=7&page=2"), PageAt::Before(7)),
+            (Some("page=last"), PageAt::Last),
+            (Some("page=5"), PageAt::Number(5)),
+            (Some("page=1"), PageAt::First),
+            (Some("after=-3"), PageAt::First),
+            (Some("after=x&page=2"), PageAt::Number(2)),
+            (Some("page=%zz"), PageAt::First),
+        ] {
+            assert_eq!(requested_position(query), at, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn pager_links_go_by_keyset_and_page_one_is_the_plain_path() {
+        let p = Pager::new(2, 45, 20).linked("/", 20, Some(21), Some(40));
+        assert_eq!(p.prev_href.as_deref(), Some("/"));
+        assert_eq!(p.next_href.as_deref(), Some("/?after=40&page=3"));
+        assert_eq!(p.last_href, "/?page=last");
+        let p = Pager::new(3, 100, 20).linked("/7/", 20, Some(60), Some(41));
+        assert_eq!(p.prev_href.as_deref(), Some("/7/?before=60&page=2"));
+        // A short page has no next link, even if its number (from the URL) is off.
+        let p = Pager::new(1, 45, 20).linked("/", 5, Some(1), Some(5));
+        assert_eq!(p.next_href, None);
     }
 
     #[test]

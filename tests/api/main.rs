@@ -8,6 +8,7 @@
 mod azure;
 mod binary;
 mod helpers;
+mod paging;
 mod parsers;
 mod photo_memory;
 mod restaurants;

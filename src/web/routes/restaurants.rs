@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::html;
 // The templates name the forms' fields and limits through these.
+use crate::db::PageAt;
 use crate::domain::{
     Description, RestaurantId, RestaurantName, ReviewText, StreetAddress, UserName,
 };
@@ -21,7 +22,7 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::forms::parse_urlencoded;
 use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
-use crate::web::view::{Pager, RestaurantView, ReviewView, requested_page};
+use crate::web::view::{Pager, RestaurantView, ReviewView, requested_page, requested_position};
 
 pub const RESTAURANTS_PER_PAGE: u32 = 20;
 pub const REVIEWS_PER_PAGE: u32 = 20;
@@ -61,22 +62,38 @@ pub async fn index(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let requested = requested_page(query);
-    let (mut rows, mut total) = app
-        .db
-        .restaurant_page(requested, RESTAURANTS_PER_PAGE)
-        .await?;
-    let pager = Pager::new(requested, total, RESTAURANTS_PER_PAGE);
-    if pager.page != requested {
-        // Past the last page: show the last one rather than an empty list.
-        (rows, total) = app
-            .db
-            .restaurant_page(pager.page, RESTAURANTS_PER_PAGE)
-            .await?;
+    let mut at = requested_position(query.as_deref());
+    let mut number = match at {
+        PageAt::First => 1,
+        PageAt::Last => u32::MAX,
+        _ => requested_page(query),
+    };
+    let (mut rows, mut total) = app.db.restaurant_page(at, RESTAURANTS_PER_PAGE).await?;
+    // Going back to the start after restaurants were added before it, past the end, or to a
+    // cursor that names no restaurant: show the first or the last page rather than a gap.
+    let refetch = match at {
+        PageAt::Before(_) if rows.len() < RESTAURANTS_PER_PAGE as usize => Some(PageAt::First),
+        _ if rows.is_empty() && total > 0 => Some(PageAt::Last),
+        _ => None,
+    };
+    if let Some(instead) = refetch {
+        at = instead;
+        number = if instead == PageAt::First {
+            1
+        } else {
+            u32::MAX
+        };
+        (rows, total) = app.db.restaurant_page(at, RESTAURANTS_PER_PAGE).await?;
     }
+    let pager = Pager::new(number, total, RESTAURANTS_PER_PAGE).linked(
+        "/",
+        rows.len(),
+        rows.first().map(|r| r.id.get()),
+        rows.last().map(|r| r.id.get()),
+    );
     let page = IndexPage {
         restaurants: rows.into_iter().map(RestaurantView::from).collect(),
-        pager: Pager::new(pager.page, total, RESTAURANTS_PER_PAGE),
+        pager,
     };
     html(StatusCode::OK, &page)
 }
@@ -153,7 +170,13 @@ pub async fn details(
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
-    render_details(&app, id, requested_page(query), &csrf, None, StatusCode::OK).await
+    let at = requested_position(query.as_deref());
+    let number = match at {
+        PageAt::First => 1,
+        PageAt::Last => u32::MAX,
+        _ => requested_page(query),
+    };
+    render_details(&app, id, at, number, &csrf, None, StatusCode::OK).await
 }
 
 /// `/<id>` without the slash: send browsers to the canonical `/<id>/`, as Django does.
@@ -163,18 +186,49 @@ pub async fn details_without_slash(Path(id): Path<String>) -> Result<Response, A
 }
 
 /// The details page, with the review form open and filled in when `form` is a refused one.
+/// The details page at `at` (shown as page `number`), in one database round trip, with the
+/// review form open and filled in when `form` is a refused one.
 pub(super) async fn render_details(
     app: &AppState,
     id: RestaurantId,
-    page: u32,
+    at: PageAt,
+    number: u32,
     csrf: &CsrfToken,
     form: Option<ReviewFormState>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let restaurant = app.db.restaurant(id).await?.ok_or(AppError::NotFound)?;
-    let pager = Pager::new(page, restaurant.ratings.review_count, REVIEWS_PER_PAGE);
+    let (mut at, mut number) = (at, number);
+    let (restaurant, mut rows) = app
+        .db
+        .details_page(id, at, REVIEWS_PER_PAGE)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let count = restaurant.ratings.review_count;
+    // As on the index: back to the start, past the end or a stale cursor.
+    let refetch = match at {
+        PageAt::Before(_) if rows.len() < REVIEWS_PER_PAGE as usize => Some(PageAt::First),
+        _ if rows.is_empty() && count > 0 => Some(PageAt::Last),
+        _ => None,
+    };
+    if let Some(instead) = refetch {
+        at = instead;
+        number = if instead == PageAt::First {
+            1
+        } else {
+            u32::MAX
+        };
+        if let Some((_, again)) = app.db.details_page(id, at, REVIEWS_PER_PAGE).await? {
+            rows = again;
+        }
+    }
+    let pager = Pager::new(number, count, REVIEWS_PER_PAGE).linked(
+        &format!("/{id}/"),
+        rows.len(),
+        rows.first().map(|r| r.id),
+        rows.last().map(|r| r.id),
+    );
     let mut reviews = Vec::new();
-    for review in app.db.reviews(id, pager.page, REVIEWS_PER_PAGE).await? {
+    for review in rows {
         reviews.push(ReviewView::new(review, &app.photos).await);
     }
     let form_open = form.is_some();

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::html;
 use super::restaurants::render_details;
-use crate::db::DbError;
+use crate::db::{DbError, PageAt};
 use crate::domain::{RestaurantId, ReviewText, UserName};
 use crate::forms::{FieldErrors, ReviewInput, field};
 use crate::photos::processing::human_bytes;
@@ -78,7 +78,7 @@ async fn render_refused(
 ) -> Result<Response, AppError> {
     let status = refusal_status(refusal.kind);
     if let Ok(Some(_)) = app.db.restaurant(id).await {
-        return render_details(app, id, 1, csrf, Some(refusal.form), status).await;
+        return render_details(app, id, PageAt::First, 1, csrf, Some(refusal.form), status).await;
     }
     let ReviewFormState {
         input,
