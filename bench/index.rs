@@ -143,7 +143,8 @@ async fn run(label: &str, settings: Settings) {
     for i in 0..ITERATIONS + 3 {
         let get =
             |url: String| async { client.get(url).send().await.unwrap().text().await.unwrap() };
-        let ((rows, _), a) = timed(async { db.restaurant_page(PageAt::First, 20).await.unwrap() }).await;
+        let ((rows, _), a) =
+            timed(async { db.restaurant_page(PageAt::First, 20).await.unwrap() }).await;
         let (n, b) = timed(aggregate_per_request(&db)).await;
         let ((last, _), c) =
             timed(async { db.restaurant_page(PageAt::Last, 20).await.unwrap() }).await;

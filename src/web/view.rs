@@ -80,6 +80,27 @@ pub fn requested_page(query: Option<String>) -> u32 {
         .unwrap_or(1)
 }
 
+/// The number a page at `at` is shown as: 1 for the first, the last one for `Last` (the pager
+/// clamps it), else what the link said.
+pub fn shown_number(at: PageAt, query: Option<String>) -> u32 {
+    match at {
+        PageAt::First => 1,
+        PageAt::Last => u32::MAX,
+        _ => requested_page(query),
+    }
+}
+
+/// The page to show instead of the one at `at`, which came back with `shown` of `total` rows:
+/// the first when going back found fewer than a page (rows were added before it), the last
+/// when a cursor or number pointed past the end. `None`: show it.
+pub fn page_instead(at: PageAt, shown: usize, total: i64, per_page: u32) -> Option<PageAt> {
+    match at {
+        PageAt::Before(_) if shown < per_page as usize => Some(PageAt::First),
+        _ if shown == 0 && total > 0 => Some(PageAt::Last),
+        _ => None,
+    }
+}
+
 /// Where the requested page starts: `?after=<id>` or `?before=<id>` (the pager's links),
 /// `?page=last`, `?page=N` (older links, by offset), else the first page.
 pub fn requested_position(query: Option<&str>) -> PageAt {

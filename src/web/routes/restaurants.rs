@@ -22,7 +22,9 @@ use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::forms::parse_urlencoded;
 use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
-use crate::web::view::{Pager, RestaurantView, ReviewView, requested_page, requested_position};
+use crate::web::view::{
+    Pager, RestaurantView, ReviewView, page_instead, requested_position, shown_number,
+};
 
 pub const RESTAURANTS_PER_PAGE: u32 = 20;
 pub const REVIEWS_PER_PAGE: u32 = 20;
@@ -62,28 +64,15 @@ pub async fn index(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let mut at = requested_position(query.as_deref());
-    let mut number = match at {
-        PageAt::First => 1,
-        PageAt::Last => u32::MAX,
-        _ => requested_page(query),
-    };
+    let at = requested_position(query.as_deref());
+    let mut number = shown_number(at, query);
     let (mut rows, mut total) = app.db.restaurant_page(at, RESTAURANTS_PER_PAGE).await?;
-    // Going back to the start after restaurants were added before it, past the end, or to a
-    // cursor that names no restaurant: show the first or the last page rather than a gap.
-    let refetch = match at {
-        PageAt::Before(_) if rows.len() < RESTAURANTS_PER_PAGE as usize => Some(PageAt::First),
-        _ if rows.is_empty() && total > 0 => Some(PageAt::Last),
-        _ => None,
-    };
-    if let Some(instead) = refetch {
-        at = instead;
-        number = if instead == PageAt::First {
-            1
-        } else {
-            u32::MAX
-        };
-        (rows, total) = app.db.restaurant_page(at, RESTAURANTS_PER_PAGE).await?;
+    if let Some(instead) = page_instead(at, rows.len(), total, RESTAURANTS_PER_PAGE) {
+        number = shown_number(instead, None);
+        (rows, total) = app
+            .db
+            .restaurant_page(instead, RESTAURANTS_PER_PAGE)
+            .await?;
     }
     let pager = Pager::new(number, total, RESTAURANTS_PER_PAGE).linked(
         "/",
@@ -171,11 +160,7 @@ pub async fn details(
 ) -> Result<Response, AppError> {
     let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
     let at = requested_position(query.as_deref());
-    let number = match at {
-        PageAt::First => 1,
-        PageAt::Last => u32::MAX,
-        _ => requested_page(query),
-    };
+    let number = shown_number(at, query);
     render_details(&app, id, at, number, &csrf, None, StatusCode::OK).await
 }
 
@@ -197,27 +182,16 @@ pub(super) async fn render_details(
     form: Option<ReviewFormState>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
-    let (mut at, mut number) = (at, number);
+    let mut number = number;
     let (restaurant, mut rows) = app
         .db
         .details_page(id, at, REVIEWS_PER_PAGE)
         .await?
         .ok_or(AppError::NotFound)?;
     let count = restaurant.ratings.review_count;
-    // As on the index: back to the start, past the end or a stale cursor.
-    let refetch = match at {
-        PageAt::Before(_) if rows.len() < REVIEWS_PER_PAGE as usize => Some(PageAt::First),
-        _ if rows.is_empty() && count > 0 => Some(PageAt::Last),
-        _ => None,
-    };
-    if let Some(instead) = refetch {
-        at = instead;
-        number = if instead == PageAt::First {
-            1
-        } else {
-            u32::MAX
-        };
-        if let Some((_, again)) = app.db.details_page(id, at, REVIEWS_PER_PAGE).await? {
+    if let Some(instead) = page_instead(at, rows.len(), count, REVIEWS_PER_PAGE) {
+        number = shown_number(instead, None);
+        if let Some((_, again)) = app.db.details_page(id, instead, REVIEWS_PER_PAGE).await? {
             rows = again;
         }
     }
