@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use axum::http::{Extensions, HeaderName, HeaderValue, Method, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::map_request_body::MapRequestBodyLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -56,6 +58,7 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
             .unwrap_or(usize::MAX);
     let allowed_hosts = Arc::new(http.allowed_hosts.clone());
     let x_request_id = HeaderName::from_static("x-request-id");
+    assets::prepare_in_background();
 
     Router::new()
         .route("/", get(restaurants::index))
@@ -97,6 +100,8 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
                     }),
                 )
                 .layer(PropagateRequestIdLayer::new(x_request_id))
+                // Outside everything that answers, so error pages are compressed too.
+                .layer(compression())
                 .layer(middleware::from_fn(close_after_refused_upload))
                 .layer(CatchPanicLayer::custom(|_panic| {
                     tracing::error!("a request handler panicked");
@@ -120,6 +125,23 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
                 .layer(security::cross_origin_layer())
                 .layer(middleware::from_fn(security::csrf_token)),
         )
+}
+
+/// Pages, CSS, JS, JSON and SVG; not images (photos are already compressed), bodies too small
+/// to gain, or static assets, which come compressed at their best levels.
+fn compression() -> CompressionLayer<impl Predicate> {
+    let predicate = SizeAbove::new(256)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
+        .and(|_, _, _: &_, extensions: &Extensions| {
+            extensions.get::<assets::Negotiated>().is_none()
+        });
+    // Pages are compressed per request: brotli 4 (and gzip 4) costs about what gzip's default
+    // does and is smaller; brotli's default, 11, takes tens of milliseconds for a page.
+    CompressionLayer::new()
+        .quality(CompressionLevel::Precise(4))
+        .compress_when(predicate)
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
