@@ -328,6 +328,16 @@ pub fn process(bytes: &[u8], limits: &PhotoLimits) -> Result<ProcessedPhoto, Pho
     }
 }
 
+/// [`process`] without the reduced JPEG decode: the fallback, and the path before it, kept
+/// callable for `bench/photos.rs`.
+#[doc(hidden)]
+pub fn process_at_full_size(
+    bytes: &[u8],
+    limits: &PhotoLimits,
+) -> Result<ProcessedPhoto, PhotoError> {
+    process_as(bytes, limits, &inspect_as(bytes, limits, false)?)?.ok_or(PhotoError::Internal)
+}
+
 /// [`process`] as `cost` planned it; None when a JPEG's reduced decode failed, so that it is
 /// decoded at full size instead (image's decoder reads some damaged files jpeg-decoder does
 /// not), once memory for that is found.
