@@ -3,8 +3,10 @@
 //! Storage or memory behind it).
 
 pub mod azure;
+mod jpeg;
 pub mod processing;
 pub mod store;
+mod workers;
 
 use std::fmt;
 

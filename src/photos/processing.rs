@@ -8,8 +8,6 @@
 //! [`ImageWorkers`] lets photos decode only while their sum stays within one shared budget.
 
 use std::io::Cursor;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use image::codecs::jpeg::JpegEncoder;
@@ -19,9 +17,10 @@ use image::error::LimitErrorKind;
 use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
-use tokio::sync::Semaphore;
 
 use super::PhotoName;
+use super::jpeg;
+pub use super::workers::ImageWorkers;
 use crate::config::DEFAULT_PHOTO_MEMORY_LIMIT;
 
 /// Long edge of the stored display image; phone photos (4000+ px) are scaled down to this.
@@ -181,6 +180,8 @@ pub struct DecodeCost {
     pub format: PhotoFormat,
     pub width: u32,
     pub height: u32,
+    /// The size its pixels are decoded at: smaller than the photo for a large JPEG.
+    pub decoded: (u32, u32),
     /// Peak bytes held while it is decoded, resized and re-encoded.
     pub memory: u64,
 }
@@ -188,13 +189,22 @@ pub struct DecodeCost {
 /// Checks the upload's size, type and header, and works out what decoding it will need. Cheap
 /// (no pixels are decoded) so a decompression bomb costs a few bytes of header parsing.
 pub fn inspect(bytes: &[u8], limits: &PhotoLimits) -> Result<DecodeCost, PhotoError> {
+    inspect_as(bytes, limits, true)
+}
+
+/// [`inspect`], for a decode at full size unless `reduce` lets a large JPEG be reduced.
+pub(super) fn inspect_as(
+    bytes: &[u8],
+    limits: &PhotoLimits,
+    reduce: bool,
+) -> Result<DecodeCost, PhotoError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(PhotoError::TooLarge {
             max_bytes: limits.max_bytes,
         });
     }
     let format = PhotoFormat::detect(bytes)?;
-    if format == PhotoFormat::Jpeg && !has_end_of_image_marker(bytes) {
+    if format == PhotoFormat::Jpeg && !jpeg::has_end_of_image_marker(bytes) {
         // The JPEG decoder pads a cut-off file with grey instead of failing; a photo whose
         // bottom half is missing is not worth keeping.
         return Err(PhotoError::Unreadable);
@@ -210,7 +220,11 @@ pub fn inspect(bytes: &[u8], limits: &PhotoLimits) -> Result<DecodeCost, PhotoEr
     }
     let color = decoder.color_type();
     let beside = beside_bytes_per_pixel(format, color, bytes);
-    let memory = peak_memory(width, height, color, beside) + bytes.len() as u64;
+    let reduced = reduced_jpeg(bytes, format, width, height).filter(|_| reduce);
+    let memory = match reduced {
+        Some(reduced) => reduced_peak_memory(width, height, reduced, beside),
+        None => peak_memory(width, height, color, beside),
+    } + bytes.len() as u64;
     if memory > limits.max_memory {
         // The most pixels of this kind (same shape, same colours) that would fit.
         let fraction = limits.max_memory as f64 / memory as f64;
@@ -221,8 +235,20 @@ pub fn inspect(bytes: &[u8], limits: &PhotoLimits) -> Result<DecodeCost, PhotoEr
         format,
         width,
         height,
+        decoded: reduced.map_or((width, height), |r| (r.width, r.height)),
         memory,
     })
+}
+
+fn reduced_jpeg(
+    bytes: &[u8],
+    format: PhotoFormat,
+    width: u32,
+    height: u32,
+) -> Option<jpeg::Reduced> {
+    (format == PhotoFormat::Jpeg)
+        .then(|| jpeg::reduced_size(bytes, width, height, DISPLAY_EDGE))
+        .flatten()
 }
 
 fn header_decoder<'a>(
@@ -243,20 +269,9 @@ fn header_decoder<'a>(
 /// JPEG keeps every DCT coefficient (2 bytes per component); WebP decodes into its own frame.
 fn beside_bytes_per_pixel(format: PhotoFormat, color: image::ColorType, bytes: &[u8]) -> u64 {
     match format {
-        PhotoFormat::Jpeg if is_progressive_jpeg(bytes) => 2 * u64::from(color.channel_count()),
+        PhotoFormat::Jpeg if jpeg::is_progressive(bytes) => 2 * u64::from(color.channel_count()),
         PhotoFormat::Jpeg | PhotoFormat::Png => 0,
         PhotoFormat::Webp => 4,
-    }
-}
-
-/// A progressive JPEG's frame header is SOF2 (or SOF10 with arithmetic coding).
-fn is_progressive_jpeg(bytes: &[u8]) -> bool {
-    let mut decoder =
-        zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(bytes));
-    match decoder.decode_headers() {
-        Ok(()) => decoder.info().is_some_and(|info| info.sof.is_progressive()),
-        // The real decode reports the damage; assume the costlier kind until then.
-        Err(_) => true,
     }
 }
 
@@ -279,30 +294,95 @@ fn peak_memory(width: u32, height: u32, color: image::ColorType, beside_per_pixe
             w * u64::from(dh) * 16
         };
     let scaling = pixels * bpp + intermediate + display;
-    let encoding = 3 * display + u64::from(THUMBNAIL_EDGE).pow(2) * bpp;
-    decoding.max(scaling).max(encoding)
+    decoding.max(scaling).max(finishing(display, bpp))
+}
+
+/// The display image, its oriented and 8-bit copies, and the thumbnail.
+fn finishing(display: u64, bpp: u64) -> u64 {
+    3 * display + u64::from(THUMBNAIL_EDGE).pow(2) * bpp
+}
+
+/// [`peak_memory`] for a JPEG decoded at a reduced size: while decoding, what a progressive
+/// JPEG keeps per full-size pixel, the reduced component planes and their interleaved pixels
+/// (block padding allowed for); while scaling, the reduced pixels and the display-wide pass,
+/// then that pass and the display image.
+fn reduced_peak_memory(width: u32, height: u32, reduced: jpeg::Reduced, beside: u64) -> u64 {
+    let bpp = u64::from(reduced.color.bytes_per_pixel());
+    let (rw, rh) = (u64::from(reduced.width), u64::from(reduced.height));
+    let (dw, dh) = fit_dimensions(width, height, DISPLAY_EDGE);
+    let (dw, dh) = (u64::from(dw), u64::from(dh));
+    let display = dw * dh * bpp.max(3);
+    let decoding = u64::from(width) * u64::from(height) * beside + (rw + 16) * (rh + 16) * 2 * bpp;
+    let scaling = (rw * rh * bpp).max(dw * dh * bpp) + dw * rh * bpp;
+    decoding.max(scaling).max(finishing(display, bpp))
 }
 
 /// Validates, orients, strips and re-encodes one upload. CPU-heavy: call it through
 /// [`ImageWorkers`], not on an async thread.
 pub fn process(bytes: &[u8], limits: &PhotoLimits) -> Result<ProcessedPhoto, PhotoError> {
     let cost = inspect(bytes, limits)?;
-    let mut decoder = header_decoder(bytes, cost.format, limits)?;
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
+    match process_as(bytes, limits, &cost)? {
+        Some(photo) => Ok(photo),
+        None => process_as(bytes, limits, &inspect_as(bytes, limits, false)?)?
+            .ok_or(PhotoError::Internal),
+    }
+}
 
+/// [`process`] without the reduced JPEG decode: the fallback, and the path before it, kept
+/// callable for `bench/photos.rs`.
+#[doc(hidden)]
+pub fn process_at_full_size(
+    bytes: &[u8],
+    limits: &PhotoLimits,
+) -> Result<ProcessedPhoto, PhotoError> {
+    process_as(bytes, limits, &inspect_as(bytes, limits, false)?)?.ok_or(PhotoError::Internal)
+}
+
+/// [`process`] as `cost` planned it; None when a JPEG's reduced decode failed, so that it is
+/// decoded at full size instead (image's decoder reads some damaged files jpeg-decoder does
+/// not), once memory for that is found.
+pub(super) fn process_as(
+    bytes: &[u8],
+    limits: &PhotoLimits,
+    cost: &DecodeCost,
+) -> Result<Option<ProcessedPhoto>, PhotoError> {
+    let reduced = match reduced_jpeg(bytes, cost.format, cost.width, cost.height) {
+        Some(reduced) if (reduced.width, reduced.height) == cost.decoded => Some(reduced),
+        _ => None,
+    };
     // Scaled first, then turned: rotating the small image, not the full-size one, saves a copy
     // of every decoded pixel. (Fitting within a square gives the same size either way.)
-    let mut display = fit_within(image, DISPLAY_EDGE);
-    display.apply_orientation(orientation);
+    let display = if let Some(reduced) = reduced {
+        match jpeg::decode_reduced(bytes, reduced, DISPLAY_EDGE, limits.max_memory) {
+            Ok((image, orientation)) => {
+                // The photo's own size, so the display is the size a full decode would give.
+                let (width, height) = fit_dimensions(cost.width, cost.height, DISPLAY_EDGE);
+                let mut display =
+                    jpeg::resize_reduced(image, width, height).ok_or(PhotoError::Internal)?;
+                display.apply_orientation(orientation);
+                display
+            }
+            Err(error) => {
+                tracing::info!(%error, "a JPEG's reduced decode failed: decoding it at full size");
+                return Ok(None);
+            }
+        }
+    } else {
+        let mut decoder = header_decoder(bytes, cost.format, limits)?;
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let image = DynamicImage::from_decoder(decoder).map_err(|e| classify(e, limits))?;
+        let mut display = fit_within(image, DISPLAY_EDGE);
+        display.apply_orientation(orientation);
+        display
+    };
     let thumbnail = fit_within(display.clone(), THUMBNAIL_EDGE);
-    Ok(ProcessedPhoto {
+    Ok(Some(ProcessedPhoto {
         name: PhotoName::generate(cost.format),
         width: display.width(),
         height: display.height(),
         display: encode(&display, cost.format)?,
         thumbnail: encode(&thumbnail, cost.format)?,
-    })
+    }))
 }
 
 /// The size of `width` × `height` scaled down (never up) to fit within `edge` × `edge`.
@@ -333,13 +413,6 @@ fn fit_within(image: DynamicImage, edge: u32) -> DynamicImage {
 
 fn averages_area(width: u32, height: u32, edge: u32) -> bool {
     width.max(height) >= 2 * edge
-}
-
-/// A complete JPEG ends with the EOI marker (FF D9); phones sometimes append data after it,
-/// so look for it in the tail rather than only at the very end.
-fn has_end_of_image_marker(bytes: &[u8]) -> bool {
-    let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
-    tail.windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 fn classify(error: ImageError, limits: &PhotoLimits) -> PhotoError {
@@ -384,118 +457,11 @@ fn encode(image: &DynamicImage, format: PhotoFormat) -> Result<Bytes, PhotoError
     Ok(Bytes::from(out))
 }
 
-/// How long an upload waits for memory before it is turned away (503, the form kept): long
-/// enough for a queue of the largest photos to drain, well within the request timeout.
-const MEMORY_WAIT: Duration = Duration::from_secs(45);
-/// The memory budget is counted in KiB, so a budget up to 4 TiB fits the semaphore's u32.
-const KIB: u64 = 1024;
-
-/// Runs photo processing on blocking threads, a few at a time, so uploads neither stall the
-/// async workers nor use unbounded CPU; and only while the memory all photos in flight need
-/// stays within one budget, so memory stays bounded whatever is uploaded.
-#[derive(Debug, Clone)]
-pub struct ImageWorkers {
-    permits: Arc<Semaphore>,
-    memory: Arc<Semaphore>,
-    memory_wait: Duration,
-}
-
-impl ImageWorkers {
-    pub fn new(concurrency: usize, memory_budget: u64) -> Self {
-        let kib = u32::try_from(memory_budget.div_ceil(KIB)).unwrap_or(u32::MAX);
-        Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            memory: Arc::new(Semaphore::new(kib as usize)),
-            memory_wait: MEMORY_WAIT,
-        }
-    }
-
-    /// The same workers with a shorter wait for memory, for tests.
-    pub fn with_memory_wait(self, memory_wait: Duration) -> Self {
-        Self {
-            memory_wait,
-            ..self
-        }
-    }
-
-    #[tracing::instrument(name = "photo.process", skip_all, fields(bytes = bytes.len()))]
-    pub async fn process(
-        &self,
-        bytes: Bytes,
-        limits: PhotoLimits,
-    ) -> Result<ProcessedPhoto, PhotoError> {
-        let (bytes, limits, cost) = self
-            .blocking(move || {
-                let cost = inspect(&bytes, &limits);
-                (bytes, limits, cost)
-            })
-            .await?;
-        let cost = cost?;
-        let kib = u32::try_from(cost.memory.div_ceil(KIB)).map_err(|_| PhotoError::Internal)?;
-        // Fair (first come, first served), so a large photo is not starved by small ones.
-        let memory = match tokio::time::timeout(
-            self.memory_wait,
-            self.memory.clone().acquire_many_owned(kib),
-        )
-        .await
-        {
-            Ok(Ok(memory)) => memory,
-            Ok(Err(_closed)) => return Err(PhotoError::Internal),
-            Err(_elapsed) => {
-                tracing::warn!(
-                    needed_mib = cost.memory / (KIB * KIB),
-                    "no memory for a photo within {:?}: turned away",
-                    self.memory_wait
-                );
-                return Err(PhotoError::Busy);
-            }
-        };
-        let worker = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| PhotoError::Internal)?;
-        tracing::debug!(
-            width = cost.width,
-            height = cost.height,
-            memory_mib = cost.memory / (KIB * KIB),
-            "decoding a photo"
-        );
-        self.blocking(move || {
-            let _held = (memory, worker);
-            process(&bytes, &limits)
-        })
-        .await?
-    }
-
-    /// Takes the whole memory budget until the permit is dropped, as if huge photos were in
-    /// flight.
-    #[cfg(test)]
-    pub(crate) fn hold_all_memory(&self) -> tokio::sync::OwnedSemaphorePermit {
-        let all = u32::try_from(self.memory.available_permits()).unwrap();
-        self.memory.clone().try_acquire_many_owned(all).unwrap()
-    }
-
-    /// Runs `work` on a blocking thread inside the current span.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PhotoError> {
-        let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .await
-            .map_err(|join_error| {
-                tracing::error!(error = %join_error, "photo processing panicked");
-                PhotoError::Internal
-            })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::{Rgb, RgbImage};
+    use std::time::Duration;
 
     fn jpeg(width: u32, height: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(width, height, |x, y| Rgb([x as u8, y as u8, 128]));
@@ -652,6 +618,139 @@ mod tests {
         let bytes = jpeg(100, 100);
         let err = process(&bytes, &PhotoLimits::new(100)).unwrap_err();
         assert_eq!(err, PhotoError::TooLarge { max_bytes: 100 });
+    }
+
+    /// A 4000 × 3000 camera-sized JPEG with detail (so that a wrong scale shows): dark on the
+    /// left, bright on the right.
+    fn camera_jpeg(progressive: bool) -> Vec<u8> {
+        let (width, height) = (4000u16, 3000u16);
+        let pixels = RgbImage::from_fn(width.into(), height.into(), |x, y| {
+            let base = if x < 2000 { 40 } else { 200 };
+            Rgb([base + ((x ^ y) % 32) as u8, base + (y % 24) as u8, base])
+        });
+        let mut out = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+        encoder.set_progressive(progressive);
+        encoder
+            .encode(pixels.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    /// `jpeg` with the phone fixture's EXIF segment (orientation 6, GPS) after its SOI marker.
+    fn with_phone_exif(jpeg: &[u8]) -> Vec<u8> {
+        let phone = include_bytes!("../../tests/api/fixtures/phone-photo.jpg");
+        let start = phone
+            .windows(4)
+            .position(|w| w[..2] == [0xFF, 0xE1])
+            .unwrap();
+        let length = usize::from(u16::from_be_bytes([phone[start + 2], phone[start + 3]]));
+        let mut out = jpeg[..2].to_vec();
+        out.extend_from_slice(&phone[start..start + 2 + length]);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    fn displayed(photo: &ProcessedPhoto) -> image::RgbImage {
+        image::load_from_memory(&photo.display).unwrap().to_rgb8()
+    }
+
+    #[test]
+    fn a_12_megapixel_jpeg_is_decoded_at_half_size_and_shown_at_1600_by_1200() {
+        let bytes = camera_jpeg(false);
+        let limits = PhotoLimits::new(16 << 20);
+        assert_eq!(inspect(&bytes, &limits).unwrap().decoded, (2000, 1500));
+        let photo = process(&bytes, &limits).unwrap();
+        assert_eq!((photo.width, photo.height), (1600, 1200));
+        let thumb = image::load_from_memory(&photo.thumbnail).unwrap();
+        assert_eq!((thumb.width(), thumb.height()), (320, 240));
+    }
+
+    #[test]
+    fn the_reduced_decode_looks_like_the_full_decode() {
+        let bytes = camera_jpeg(false);
+        let limits = PhotoLimits::new(16 << 20);
+        let reduced = process(&bytes, &limits).unwrap();
+        let full = process_as(
+            &bytes,
+            &limits,
+            &inspect_as(&bytes, &limits, false).unwrap(),
+        )
+        .unwrap()
+        .unwrap();
+        let (reduced, full) = (displayed(&reduced), displayed(&full));
+        assert_eq!(reduced.dimensions(), full.dimensions());
+        let difference: u64 = reduced
+            .as_raw()
+            .iter()
+            .zip(full.as_raw())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .sum();
+        let mean = difference as f64 / reduced.as_raw().len() as f64;
+        assert!(mean < 6.0, "mean difference {mean}");
+    }
+
+    #[test]
+    fn a_large_phone_photo_with_orientation_6_is_turned_upright() {
+        let bytes = with_phone_exif(&camera_jpeg(false));
+        let limits = PhotoLimits::new(16 << 20);
+        assert_eq!(inspect(&bytes, &limits).unwrap().decoded, (2000, 1500));
+        let photo = process(&bytes, &limits).unwrap();
+        assert_eq!((photo.width, photo.height), (1200, 1600));
+        // Turned clockwise: the stored dark left half is now the top.
+        let shown = displayed(&photo);
+        assert!(
+            shown.get_pixel(600, 100)[2] < 100,
+            "{:?}",
+            shown.get_pixel(600, 100)
+        );
+        assert!(
+            shown.get_pixel(600, 1500)[2] > 150,
+            "{:?}",
+            shown.get_pixel(600, 1500)
+        );
+        assert!(!photo.display.windows(4).any(|w| w == b"Exif"));
+    }
+
+    #[test]
+    fn a_large_progressive_jpeg_is_decoded_reduced_and_counts_its_coefficients() {
+        let bytes = camera_jpeg(true);
+        let limits = PhotoLimits::new(16 << 20);
+        let cost = inspect(&bytes, &limits).unwrap();
+        assert_eq!(cost.decoded, (2000, 1500));
+        assert!(cost.memory >= 4000 * 3000 * 6, "{cost:?}");
+        let photo = process(&bytes, &limits).unwrap();
+        assert_eq!((photo.width, photo.height), (1600, 1200));
+    }
+
+    #[test]
+    fn a_large_grayscale_jpeg_is_decoded_reduced() {
+        let gray =
+            image::GrayImage::from_fn(4000, 3000, |x, y| image::Luma([((x ^ y) % 251) as u8]));
+        let mut bytes = Vec::new();
+        DynamicImage::ImageLuma8(gray)
+            .write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, 90))
+            .unwrap();
+        let limits = PhotoLimits::new(16 << 20);
+        assert_eq!(inspect(&bytes, &limits).unwrap().decoded, (2000, 1500));
+        let photo = process(&bytes, &limits).unwrap();
+        assert_eq!((photo.width, photo.height), (1600, 1200));
+    }
+
+    #[test]
+    fn a_jpeg_less_than_twice_the_display_size_is_decoded_at_full_size() {
+        let cost = inspect(&jpeg(3000, 2000), &PhotoLimits::new(16 << 20)).unwrap();
+        assert_eq!(cost.decoded, (3000, 2000));
+    }
+
+    #[test]
+    fn a_12_megapixel_jpeg_needs_well_under_half_the_memory_of_a_full_decode() {
+        let bytes = camera_jpeg(false);
+        let limits = PhotoLimits::new(16 << 20);
+        let reduced = inspect(&bytes, &limits).unwrap().memory - bytes.len() as u64;
+        let full = inspect_as(&bytes, &limits, false).unwrap().memory - bytes.len() as u64;
+        assert!(full > 40_000_000, "{full}");
+        assert!(reduced * 100 < full * 45, "{reduced} of {full}");
     }
 
     #[test]
