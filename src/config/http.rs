@@ -34,9 +34,10 @@ pub struct HttpSettings {
 /// photo and SQLite files, logs.
 const RESERVED_FILE_DESCRIPTORS: u64 = 128;
 const MIB: u64 = 1024 * 1024;
-/// Room for one 49-megapixel PNG (7000 × 7000) at a time, or three 12-megapixel phone photos,
+/// Room for one 49-megapixel PNG (7000 × 7000) at a time, or seven 12-megapixel phone photos
+/// (decoded at half size),
 /// keeping the whole process under about 256 MB with everything else it holds.
-pub const DEFAULT_PHOTO_MEMORY_LIMIT: u64 = 192 * MIB;
+pub const DEFAULT_PHOTO_MEMORY_LIMIT: u64 = 160 * MIB;
 
 /// As many connections as the open-files limit allows after the reserve, within bounds that
 /// keep a default sane on hosts with a tiny or a huge limit.

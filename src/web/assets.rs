@@ -95,8 +95,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 
 fn brotli_best(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
+    // A window just big enough for the file rather than the default 4 MiB.
+    let lgwin = (usize::BITS - bytes.len().max(1 << 10).leading_zeros()).clamp(10, 24) as i32;
     let params = brotli::enc::BrotliEncoderParams {
         quality: 11,
+        lgwin,
         ..Default::default()
     };
     brotli::BrotliCompress(&mut &bytes[..], &mut out, &params).expect("in-memory brotli");
