@@ -59,7 +59,7 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(45);
 const AZURITE_OUTAGE: Duration = Duration::from_secs(20);
 const HANG: Duration = Duration::from_secs(30);
 const RETRY_AFTER_SECS: u64 = 20;
-const NORMAL: Duration = Duration::from_secs(5);
+const NORMAL: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Route {
@@ -458,17 +458,25 @@ impl Soak<'_> {
             true,
         )
         .await;
-        self.normal(NORMAL).await;
+        // Let the app come back from the throttling (Retry-After) before the next fault, so
+        // each fault's recovery is its own.
+        self.until_tokens_fresh().await;
+        self.normal(Duration::from_secs(2)).await;
         self.storage_outage().await;
         self.normal(Duration::from_secs(3)).await;
         self.identity_hangs().await;
         // Until the app has its tokens again, then a little steady traffic.
+        self.until_tokens_fresh().await;
+        self.normal(Duration::from_secs(3)).await;
+        self.retry_after_verdict();
+    }
+
+    /// Waits (at most [`RECOVERY_BOUND`]) until every token is valid and without error.
+    async fn until_tokens_fresh(&self) {
         let deadline = Instant::now() + RECOVERY_BOUND;
         while Instant::now() < deadline && !self.tokens_fresh().await {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        self.normal(Duration::from_secs(3)).await;
-        self.retry_after_verdict();
     }
 
     async fn tokens_fresh(&self) -> bool {
