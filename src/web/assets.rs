@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -59,9 +59,30 @@ struct Asset {
     content_type: &'static str,
     hash: String,
     identity: Bytes,
-    /// Only kept when smaller than the original.
+    /// Made once, in the background: until then the asset is sent uncompressed, because a
+    /// request must never wait (block its worker thread) for brotli's best level.
+    compressed: OnceLock<Compressed>,
+}
+
+/// The compressed copies, each only kept when smaller than the original.
+struct Compressed {
     br: Option<Bytes>,
     gzip: Option<Bytes>,
+}
+
+impl Asset {
+    /// The compressed copies, made now if they are not yet: for the background thread (and
+    /// tests), never for a request.
+    fn compress(&self) -> &Compressed {
+        self.compressed.get_or_init(|| {
+            let bytes = &self.identity[..];
+            let smaller = |packed: Vec<u8>| (packed.len() < bytes.len()).then(|| packed.into());
+            Compressed {
+                br: smaller(brotli_best(bytes)),
+                gzip: smaller(gzip_best(bytes)),
+            }
+        })
+    }
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
@@ -78,7 +99,6 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
                 Some((stem, ext)) => format!("{stem}.{hash}.{ext}"),
                 None => format!("{name}.{hash}"),
             };
-            let smaller = |packed: Vec<u8>| (packed.len() < bytes.len()).then(|| packed.into());
             Asset {
                 name,
                 url: format!("/static/{hashed_name}"),
@@ -86,8 +106,7 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
                 content_type,
                 hash,
                 identity: Bytes::from_static(bytes),
-                br: smaller(brotli_best(bytes)),
-                gzip: smaller(gzip_best(bytes)),
+                compressed: OnceLock::new(),
             }
         })
         .collect()
@@ -112,12 +131,21 @@ fn gzip_best(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("in-memory gzip")
 }
 
-/// Hashes and compresses the assets off the request path, so the first page does not wait
-/// for brotli's best level (about a second for Bootstrap in a release build).
+/// Compresses the assets off the request path (brotli's best level takes about a second for
+/// Bootstrap in a release build, more on a busy machine).
 pub fn prepare_in_background() {
     let _ = std::thread::Builder::new()
         .name("static-assets".into())
-        .spawn(|| LazyLock::force(&ASSETS));
+        .spawn(|| {
+            for asset in ASSETS.iter() {
+                let _ = asset.compress();
+            }
+        });
+}
+
+/// Whether every asset's compressed copies are made (until then they are sent uncompressed).
+pub fn compressed_ready() -> bool {
+    ASSETS.iter().all(|asset| asset.compressed.get().is_some())
 }
 
 /// The URL pages link for `name`: its hashed name. Called by templates
@@ -235,12 +263,14 @@ pub async fn static_asset(
             return Ok(response);
         }
     };
-    let (body, content_encoding, suffix) =
-        match negotiate(&headers, asset.br.is_some(), asset.gzip.is_some()) {
-            Encoding::Br => (asset.br.clone(), Some("br"), ".br"),
-            Encoding::Gzip => (asset.gzip.clone(), Some("gzip"), ".gz"),
-            Encoding::Identity => (None, None, ""),
-        };
+    let packed = asset.compressed.get();
+    let br = packed.and_then(|p| p.br.clone());
+    let gzip = packed.and_then(|p| p.gzip.clone());
+    let (body, content_encoding, suffix) = match negotiate(&headers, br.is_some(), gzip.is_some()) {
+        Encoding::Br => (br, Some("br"), ".br"),
+        Encoding::Gzip => (gzip, Some("gzip"), ".gz"),
+        Encoding::Identity => (None, None, ""),
+    };
     // Each encoding is its own representation, so its own strong tag.
     let etag = format!("\"{}{suffix}\"", asset.hash);
 
@@ -336,7 +366,12 @@ mod tests {
     fn every_asset_is_stored_compressed_and_the_base_template_links_them_all() {
         let base = include_str!("../../templates/base.html");
         for asset in ASSETS.iter() {
-            assert!(asset.br.is_some() && asset.gzip.is_some(), "{}", asset.name);
+            let packed = asset.compress();
+            assert!(
+                packed.br.is_some() && packed.gzip.is_some(),
+                "{}",
+                asset.name
+            );
             assert!(
                 base.contains(&format!("crate::web::assets::url(\"{}\")", asset.name)),
                 "{}",

@@ -127,9 +127,20 @@ async fn nothing_is_compressed_for_a_client_that_does_not_ask() {
     }
 }
 
+/// The compressed copies are made in the background at startup; until then assets are sent
+/// uncompressed (a request never waits for them).
+async fn compressed_copies_made() {
+    let started = std::time::Instant::now();
+    while !restaurant_review::web::assets::compressed_ready() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn static_assets_come_precompressed_and_decode_to_the_original_bytes() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    compressed_copies_made().await;
     for (name, bytes) in ASSETS {
         for path in [format!("/static/{name}"), hashed_url(&app, name).await] {
             for encoding in ["br", "gzip"] {
@@ -175,6 +186,7 @@ async fn hashed_urls_are_immutable_and_a_stale_hash_redirects_to_the_current_one
 #[tokio::test]
 async fn plain_urls_are_cached_briefly_and_revalidate_with_their_etag() {
     let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    compressed_copies_made().await;
     for encoding in ["", "br", "gzip"] {
         let first = get_accepting(&app, "/static/app.js", encoding).await;
         assert_eq!(header(&first, CACHE_CONTROL), "public, max-age=300");
