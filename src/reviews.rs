@@ -36,7 +36,7 @@ pub enum RefusalKind {
 }
 
 /// The review form's state when the page is shown again after a refused submission.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ReviewFormState {
     pub input: ReviewInput,
     pub errors: FieldErrors,

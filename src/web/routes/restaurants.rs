@@ -51,13 +51,36 @@ struct DetailsPage<'a> {
     restaurant: RestaurantView,
     reviews: Vec<ReviewView>,
     pager: Pager,
-    input: ReviewInput,
-    errors: FieldErrors,
-    form_open: bool,
-    form_message: Option<String>,
-    rating_choices: [u8; 5],
-    max_photo_bytes: u64,
-    max_photo_label: String,
+    form: ReviewFormView,
+}
+
+/// What templates/review_form.html shows, for the details page and the form-only page alike.
+pub(super) struct ReviewFormView {
+    pub(super) input: ReviewInput,
+    pub(super) errors: FieldErrors,
+    pub(super) open: bool,
+    pub(super) message: Option<String>,
+    pub(super) rating_choices: [u8; 5],
+    pub(super) max_photo_bytes: u64,
+    pub(super) max_photo_label: String,
+}
+
+impl ReviewFormView {
+    /// Closed and empty without a refused form; open with what was typed otherwise.
+    pub(super) fn new(app: &AppState, refused: Option<ReviewFormState>) -> Self {
+        let open = refused.is_some();
+        let form = refused.unwrap_or_default();
+        let max_photo_bytes = app.reviews.limits.max_bytes;
+        Self {
+            input: form.input,
+            errors: form.errors,
+            open,
+            message: form.message,
+            rating_choices: [5, 4, 3, 2, 1],
+            max_photo_bytes,
+            max_photo_label: human_bytes(max_photo_bytes),
+        }
+    }
 }
 
 pub async fn index(
@@ -205,21 +228,12 @@ pub(super) async fn render_details(
     for review in rows {
         reviews.push(ReviewView::new(review, &app.photos).await);
     }
-    let form_open = form.is_some();
-    let form = form.unwrap_or_default();
-    let max_photo_bytes = app.reviews.limits.max_bytes;
     let page = DetailsPage {
         csrf_token: csrf.as_str(),
         restaurant: RestaurantView::from(restaurant),
         reviews,
         pager,
-        input: form.input,
-        errors: form.errors,
-        form_open,
-        form_message: form.message,
-        rating_choices: [5, 4, 3, 2, 1],
-        max_photo_bytes,
-        max_photo_label: human_bytes(max_photo_bytes),
+        form: ReviewFormView::new(app, form),
     };
     html(status, &page)
 }

@@ -10,12 +10,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::html;
-use super::restaurants::render_details;
+use super::restaurants::{ReviewFormView, render_details};
 use crate::db::{DbError, PageAt};
 use crate::domain::{RestaurantId, ReviewText, UserName};
-use crate::forms::{FieldErrors, ReviewInput, field};
-use crate::photos::processing::human_bytes;
-use crate::reviews::{Refusal, ReviewFormState};
+use crate::forms::field;
+use crate::reviews::Refusal;
 use crate::web::AppState;
 use crate::web::error::{AppError, refusal_status};
 use crate::web::forms::{ReadFailure, read_review};
@@ -27,13 +26,7 @@ use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
 struct ReviewUnavailablePage<'a> {
     csrf_token: &'a str,
     restaurant_id: i64,
-    input: ReviewInput,
-    errors: FieldErrors,
-    form_open: bool,
-    form_message: Option<String>,
-    rating_choices: [u8; 5],
-    max_photo_bytes: u64,
-    max_photo_label: String,
+    form: ReviewFormView,
 }
 
 pub async fn add_review(
@@ -77,31 +70,30 @@ async fn render_refused(
     refusal: Refusal,
 ) -> Result<Response, AppError> {
     let status = refusal_status(refusal.kind);
-    if let Ok(Some(_)) = app.db.restaurant(id).await {
-        return render_details(app, id, PageAt::First, 1, csrf, Some(refusal.form), status).await;
+    let details = render_details(
+        app,
+        id,
+        PageAt::First,
+        1,
+        csrf,
+        Some(refusal.form.clone()),
+        status,
+    );
+    match details.await {
+        Err(AppError::Database(DbError::Unavailable(_) | DbError::Token(_))) => {}
+        rendered => return rendered,
     }
-    let ReviewFormState {
-        input,
-        mut errors,
-        message,
-    } = refusal.form;
-    if errors.get(field::FORM).is_none() {
-        errors.insert(
+    let mut form = refusal.form;
+    if form.errors.get(field::FORM).is_none() {
+        form.errors.insert(
             field::FORM,
             "The restaurant's page cannot be shown just now.",
         );
     }
-    let max_photo_bytes = app.reviews.limits.max_bytes;
     let page = ReviewUnavailablePage {
         csrf_token: csrf.as_str(),
         restaurant_id: id.get(),
-        input,
-        errors,
-        form_open: true,
-        form_message: message,
-        rating_choices: [5, 4, 3, 2, 1],
-        max_photo_bytes,
-        max_photo_label: human_bytes(max_photo_bytes),
+        form: ReviewFormView::new(app, Some(form)),
     };
     html(StatusCode::SERVICE_UNAVAILABLE, &page)
 }
