@@ -8,7 +8,7 @@ mod paging;
 mod queries;
 mod sort_key;
 
-pub use paging::PageAt;
+pub use paging::{Backend, PageAt, details_page_sql, restaurant_page_sql};
 pub use queries::{Restaurant, Review};
 
 use std::str::FromStr;
@@ -80,6 +80,14 @@ fn embedded(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
 
 /// How long a request waits for a pool connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
+/// sqlx pings on every acquire by default, and also on every release (which cannot be turned
+/// off): two extra round trips around each query, the largest cost of a request in the
+/// benchmark. Under load a connection was used a moment ago, so only the release ping is left;
+/// after a quiet spell (when a restarted server or a dropped connection would go unnoticed) the
+/// first request still checks it.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -233,6 +241,8 @@ impl Database {
                     .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
+                    // A local file does not go away between queries: no ping on acquire.
+                    .test_before_acquire(false)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -244,6 +254,15 @@ impl Database {
                 tracing::Span::current().record("backend", "postgres");
                 let pool_options = PgPoolOptions::new()
                     .max_connections(10)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_WHEN_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .max_lifetime(pg.max_connection_lifetime);
                 let pool = match (&pg.password, tokens) {

@@ -101,6 +101,30 @@ static POSTGRES_RESTAURANTS: LazyLock<PageQueries> =
 static SQLITE_RESTAURANTS: LazyLock<PageQueries> = LazyLock::new(|| restaurant_queries("name_key"));
 static DETAILS: LazyLock<PageQueries> = LazyLock::new(details_queries);
 
+/// Which SQL dialect a statement is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The exact statement `GET /` sends for `at`, and its `$1` (`$2` is the page size): the
+/// benchmark runs it straight against the database as the route's floor.
+pub fn restaurant_page_sql(backend: Backend, at: PageAt, per_page: u32) -> (&'static str, i64) {
+    let queries: &'static PageQueries = match backend {
+        Backend::Sqlite => &SQLITE_RESTAURANTS,
+        Backend::Postgres => &POSTGRES_RESTAURANTS,
+    };
+    queries.pick(at, per_page)
+}
+
+/// The exact statement `GET /<id>/` sends for `at`, and its `$2` (`$1` is the restaurant, `$3`
+/// the page size); the same text on both backends.
+pub fn details_page_sql(at: PageAt, per_page: u32) -> (&'static str, i64) {
+    let queries: &'static PageQueries = &DETAILS;
+    queries.pick(at, per_page)
+}
+
 /// `total, id, name, street_address, description, review_count, rating_sum`, the restaurant
 /// columns NULL on an empty page.
 type TotalAndRestaurant = (
