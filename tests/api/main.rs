@@ -12,6 +12,7 @@ mod helpers;
 mod paging;
 mod parsers;
 mod photo_memory;
+mod refused_uploads;
 mod restaurants;
 mod reviews;
 mod security;
