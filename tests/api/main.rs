@@ -8,6 +8,7 @@
 mod assets;
 mod azure;
 mod binary;
+mod database_auth;
 mod helpers;
 mod paging;
 mod parsers;

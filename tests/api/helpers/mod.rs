@@ -100,6 +100,7 @@ impl PgTestDatabase {
                 std::env::var("TEST_POSTGRES_PASSWORD")
                     .unwrap_or_else(|_| "unused-with-trust-auth".into()),
             )),
+            auth: restaurant_review::config::AuthRule::PasswordGiven,
             ssl_mode: PgSslMode::Prefer,
             ssl_root_cert: None,
             max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
