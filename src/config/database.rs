@@ -427,7 +427,9 @@ mod tests {
     #[test]
     fn token_sign_in_only_on_azure_or_when_asked() {
         use AuthRule::*;
-        let cases: &[(&str, &[(&str, &str)], Option<AuthRule>)] = &[
+        // (case, variables, the rule chosen or None for a refusal naming DATABASE_AUTH)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<AuthRule>);
+        let cases: &[Case] = &[
             (
                 "a laptop's URL without a password",
                 &[("DATABASE_URL", "postgres://me@localhost/db")],

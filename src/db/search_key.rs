@@ -9,12 +9,13 @@ use unicode_normalization::char::is_combining_mark;
 use super::{Database, DbError, acquire, on_conn};
 
 /// Lower case, compatibility-decomposed (NFKD: "ﬁ" is "fi", "é" is "e" + an accent), without
-/// the combining marks, and with runs of white space as one space, trimmed.
+/// the combining marks or control characters (PostgreSQL text cannot hold a NUL), and with
+/// runs of white space as one space, trimmed.
 pub fn fold(text: &str) -> String {
     let folded: String = text
         .to_lowercase()
         .nfkd()
-        .filter(|c| !is_combining_mark(*c))
+        .filter(|c| !is_combining_mark(*c) && (!c.is_control() || c.is_whitespace()))
         .collect();
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -75,6 +76,7 @@ mod tests {
             ("ﬁsh & chips", "fish & chips"),
             ("Crème Brûlée", "creme brulee"),
             ("İstanbul", "istanbul"),
+            ("tab\tand\u{0}nul", "tab andnul"),
         ] {
             assert_eq!(fold(text), folded, "{text}");
         }

@@ -16,4 +16,5 @@ mod photo_memory;
 mod refused_uploads;
 mod restaurants;
 mod reviews;
+mod search;
 mod security;

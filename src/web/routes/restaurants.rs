@@ -49,7 +49,10 @@ const MAX_SEARCH_CHARS: usize = 200;
 fn list_filter(query: Option<&str>) -> Result<(RestaurantFilter, String), AppError> {
     let fields = parse_urlencoded(query.unwrap_or_default().as_bytes())
         .map_err(|error| AppError::BadRequest(format!("The address could not be read: {error}")))?;
-    let q = fields.get("q").map(|q| q.trim().to_owned()).unwrap_or_default();
+    let q = fields
+        .get("q")
+        .map(|q| q.trim().to_owned())
+        .unwrap_or_default();
     if q.chars().count() > MAX_SEARCH_CHARS {
         return Err(AppError::BadRequest(format!(
             "The search is too long: at most {MAX_SEARCH_CHARS} characters."
