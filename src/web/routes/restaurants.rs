@@ -87,6 +87,8 @@ struct CreatePage<'a> {
     csrf_token: &'a str,
     input: RestaurantInput,
     errors: FieldErrors,
+    /// Restaurants already listed with the same name and address: "did you mean…?".
+    similar: Vec<RestaurantView>,
 }
 
 #[derive(Template)]
@@ -172,6 +174,7 @@ pub async fn create_form(Extension(csrf): Extension<CsrfToken>) -> Result<Respon
         csrf_token: csrf.as_str(),
         input: RestaurantInput::default(),
         errors: FieldErrors::default(),
+        similar: Vec::new(),
     };
     html(StatusCode::OK, &page)
 }
@@ -200,7 +203,7 @@ pub async fn add_restaurant(
         ));
     }
     let body = body.map_err(AppError::from_body_rejection)?;
-    let refused = |input: RestaurantInput, errors: FieldErrors, status: StatusCode| {
+    let page = |input: RestaurantInput, errors, similar, status| {
         let csrf_token = csrf.as_str();
         html(
             status,
@@ -208,8 +211,12 @@ pub async fn add_restaurant(
                 csrf_token,
                 input,
                 errors,
+                similar,
             },
         )
+    };
+    let refused = |input: RestaurantInput, errors: FieldErrors, status: StatusCode| {
+        page(input, errors, Vec::new(), status)
     };
     let mut fields = match parse_urlencoded(&body) {
         Ok(fields) => fields,
@@ -221,9 +228,19 @@ pub async fn add_restaurant(
     if !fields.get(CSRF_FIELD).is_some_and(|t| csrf.matches(t)) {
         return Ok(csrf_failure());
     }
+    let confirmed = fields.remove(field::CONFIRM_DUPLICATE).is_some();
     let input = RestaurantInput::from_fields(&mut fields);
     match input.validate() {
         Ok(new) => {
+            // The same name and address (case, accents and spacing aside) is most likely the
+            // same place: ask, with links, before adding it a second time.
+            if !confirmed {
+                let similar = app.db.similar_restaurants(&new).await?;
+                if !similar.is_empty() {
+                    let similar = similar.into_iter().map(RestaurantView::from).collect();
+                    return page(input, FieldErrors::default(), similar, StatusCode::CONFLICT);
+                }
+            }
             let id = app.db.create_restaurant(&new).await?;
             tracing::info!(restaurant = id.get(), "restaurant added");
             Ok(Redirect::to(&format!("/{id}/")).into_response())
