@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use restaurant_review::db::{Backend, PageAt, details_page_sql, restaurant_page_sql};
+use restaurant_review::db::{Backend, PageAt, Sort, details_page_sql, restaurant_page_sql};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Connection, Executor};
@@ -467,18 +467,17 @@ fn middle_restaurant(size: Size) -> i64 {
 fn routes(backend: Backend, size: Size, stylesheet: String) -> Vec<Route> {
     let per_page = i64::from(PER_PAGE);
     let restaurant_floor = |at| {
-        let (sql, cursor) = restaurant_page_sql(backend, at, PER_PAGE);
+        // The first and the last page both start at offset 0 (the last reads backwards).
         Some(Floor {
-            sql,
-            params: vec![cursor, per_page],
+            sql: restaurant_page_sql(backend, Sort::Name, at),
+            params: vec![0, per_page],
         })
     };
     let id = middle_restaurant(size);
     let details_floor = |at| {
-        let (sql, cursor) = details_page_sql(at, PER_PAGE);
         Some(Floor {
-            sql,
-            params: vec![id, cursor, per_page],
+            sql: details_page_sql(at),
+            params: vec![id, 0, per_page],
         })
     };
     vec![

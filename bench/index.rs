@@ -217,6 +217,7 @@ async fn main() {
         password: Some(restaurant_review::config::SecretString::from(
             "unused-with-trust-auth",
         )),
+        auth: restaurant_review::config::AuthRule::PasswordGiven,
         ssl_mode: PgSslMode::Prefer,
         ssl_root_cert: None,
         max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,

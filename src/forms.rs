@@ -22,6 +22,9 @@ pub mod field {
     pub const REVIEW_IMAGE: &str = "reviewImage";
     /// Where a problem with the form as a whole is shown.
     pub const FORM: &str = "form";
+    /// The restaurant form's "add it anyway" box, shown only when the restaurant looks like
+    /// one already listed.
+    pub const CONFIRM_DUPLICATE: &str = "confirm_duplicate";
 
     /// Every field a message can be shown next to.
     pub const ALL: [&str; 7] = [

@@ -91,10 +91,12 @@ impl Application {
 
         let mut token_sources = Vec::new();
         let db_tokens = match &settings.database {
-            DatabaseSettings::Postgres(pg) if pg.password.is_none() => {
+            DatabaseSettings::Postgres(pg) if pg.uses_entra_token() => {
                 tracing::info!(
-                    "signing in to PostgreSQL as {} with a Microsoft Entra token",
-                    pg.user
+                    rule = pg.auth.reason(),
+                    "signing in to PostgreSQL as {} with a Microsoft Entra token (because {})",
+                    pg.user,
+                    pg.auth.reason()
                 );
                 let source = token_source(POSTGRES_SCOPE)?;
                 token_sources.push(source.clone());
@@ -105,7 +107,21 @@ impl Application {
                     .map_err(DbError::Token)?;
                 Some(source)
             }
-            _ => None,
+            DatabaseSettings::Postgres(pg) => {
+                let how = if pg.password.is_some() {
+                    "with the password given"
+                } else {
+                    "without a password"
+                };
+                tracing::info!(
+                    rule = pg.auth.reason(),
+                    "signing in to PostgreSQL as {} {how} (because {})",
+                    pg.user,
+                    pg.auth.reason()
+                );
+                None
+            }
+            DatabaseSettings::Sqlite { .. } => None,
         };
         let photos = match &settings.photos {
             PhotoSettings::Local { dir } => PhotoStore::local(dir)?,

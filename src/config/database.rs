@@ -1,6 +1,8 @@
 //! Database settings: the embedded SQLite file, or PostgreSQL from `DATABASE_URL`, Service
 //! Connector's `AZURE_POSTGRESQL_CONNECTIONSTRING`, or the tutorial's `DBHOST`/`DBNAME`/
-//! `DBUSER` (without `DBPASS`: the identity's Microsoft Entra token is the password).
+//! `DBUSER`. How the app signs in is chosen by [`choose_auth`]: a Microsoft Entra token on
+//! Azure (its hosts, Service Connector, or `DATABASE_AUTH=entra`), else the password given or
+//! none at all (a laptop's trust or peer setup).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +18,100 @@ use super::env::{Vars, invalid};
 /// Azure Database for PostgreSQL flexible servers live under this domain; `DBHOST` is usually
 /// just the server name.
 pub const AZURE_POSTGRES_DOMAIN: &str = ".postgres.database.azure.com";
+/// The domains of Azure Database for PostgreSQL in every cloud: public, US Government, China.
+pub const AZURE_POSTGRES_DOMAINS: [&str; 3] = [
+    AZURE_POSTGRES_DOMAIN,
+    ".postgres.database.usgovcloudapi.net",
+    ".postgres.database.chinacloudapi.cn",
+];
+/// Names the sign-in explicitly: `entra` (a token for the app's identity) or `password` (the
+/// password given, or none).
+pub const DATABASE_AUTH: &str = "DATABASE_AUTH";
+
+/// Whether `host` is an Azure Database for PostgreSQL server, in any Azure cloud.
+pub fn is_azure_postgres_host(host: &str) -> bool {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    AZURE_POSTGRES_DOMAINS
+        .iter()
+        .any(|domain| host.ends_with(domain))
+}
+
+/// How the app signs in to PostgreSQL, named after the rule that chose it (the startup log and
+/// `doctor` say which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRule {
+    /// `DATABASE_AUTH=entra`.
+    ExplicitEntra,
+    /// `DATABASE_AUTH=password`: the password given, or none.
+    ExplicitPassword,
+    /// A password is given (in the URL, the connection string or `DBPASS`).
+    PasswordGiven,
+    /// Service Connector's `AZURE_POSTGRESQL_CONNECTIONSTRING`, which never has a password.
+    ServiceConnector,
+    /// The host is an Azure Database for PostgreSQL server.
+    AzureHost,
+    /// None of the above: no password at all, as a local trust or peer setup expects.
+    NoPassword,
+}
+
+impl AuthRule {
+    /// Whether the password is a Microsoft Entra token for the app's identity.
+    pub fn uses_entra_token(self) -> bool {
+        matches!(
+            self,
+            AuthRule::ExplicitEntra | AuthRule::ServiceConnector | AuthRule::AzureHost
+        )
+    }
+
+    /// Why this sign-in was chosen, for the startup log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthRule::ExplicitEntra => "DATABASE_AUTH=entra",
+            AuthRule::ExplicitPassword => "DATABASE_AUTH=password",
+            AuthRule::PasswordGiven => "a password is set",
+            AuthRule::ServiceConnector => "AZURE_POSTGRESQL_CONNECTIONSTRING (Service Connector)",
+            AuthRule::AzureHost => "the host is an Azure Database for PostgreSQL server",
+            AuthRule::NoPassword => {
+                "no password, not an Azure host and no DATABASE_AUTH: signing in without a password"
+            }
+        }
+    }
+}
+
+/// Where the PostgreSQL settings came from, for [`choose_auth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostgresSource {
+    DatabaseUrl,
+    ServiceConnector,
+    DbHost,
+}
+
+/// The sign-in rule: `DATABASE_AUTH` first; then a given password; then a token on Azure
+/// (Service Connector, or an Azure host); else no password. `DATABASE_AUTH=entra` with a
+/// password is refused rather than guessed at.
+pub fn choose_auth(
+    explicit: Option<&str>,
+    password_given: bool,
+    source: PostgresSource,
+    host: &str,
+) -> Result<AuthRule, ConfigError> {
+    match explicit.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Some("entra") if password_given => Err(invalid(
+            DATABASE_AUTH,
+            "is entra, but a password is set too: remove one of them",
+        )),
+        Some("entra") => Ok(AuthRule::ExplicitEntra),
+        Some("password") => Ok(AuthRule::ExplicitPassword),
+        Some(other) => Err(invalid(
+            DATABASE_AUTH,
+            format!("{other:?} is neither entra nor password"),
+        )),
+        None if password_given => Ok(AuthRule::PasswordGiven),
+        None if source == PostgresSource::ServiceConnector => Ok(AuthRule::ServiceConnector),
+        None if is_azure_postgres_host(host) => Ok(AuthRule::AzureHost),
+        None => Ok(AuthRule::NoPassword),
+    }
+}
 
 pub const DEFAULT_MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
@@ -28,17 +124,19 @@ pub enum DatabaseSettings {
     Postgres(PostgresSettings),
 }
 
-/// PostgreSQL connection settings. Without a password the app signs in with a Microsoft Entra
-/// token for its identity, which `db::postgres_connect_options` swaps in as the password.
-/// `Debug` never shows the password.
+/// PostgreSQL connection settings. With a token sign-in ([`AuthRule::uses_entra_token`]) the
+/// app signs in with a Microsoft Entra token for its identity, which
+/// `db::postgres_connect_options` swaps in as the password. `Debug` never shows the password.
 #[derive(Clone)]
 pub struct PostgresSettings {
     pub host: String,
     pub port: u16,
     pub database: String,
     pub user: String,
-    /// `None` means Entra token authentication.
+    /// `None`: a token, or no password, as `auth` says.
     pub password: Option<SecretString>,
+    /// How the app signs in, and why.
+    pub auth: AuthRule,
     pub ssl_mode: PgSslMode,
     /// CA certificate(s) to verify the server against instead of the public roots
     /// (`DBSSLROOTCERT`, libpq's `sslrootcert`): for a private CA, or a test server.
@@ -55,6 +153,7 @@ impl std::fmt::Debug for PostgresSettings {
             .field("database", &self.database)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("auth", &self.auth)
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("max_connection_lifetime", &self.max_connection_lifetime)
@@ -63,6 +162,11 @@ impl std::fmt::Debug for PostgresSettings {
 }
 
 impl PostgresSettings {
+    /// Whether the password is a Microsoft Entra token for the app's identity.
+    pub fn uses_entra_token(&self) -> bool {
+        self.auth.uses_entra_token()
+    }
+
     /// Parses a `postgres://user:pass@host:port/db?sslmode=...` URL.
     pub fn from_url(text: &str) -> Result<Self, ConfigError> {
         let password = url_password(text);
@@ -84,6 +188,12 @@ impl PostgresSettings {
                 .to_owned(),
             user: options.get_username().to_owned(),
             // PgConnectOptions keeps the password private; it is read from the URL itself.
+            auth: choose_auth(
+                None,
+                password.is_some(),
+                PostgresSource::DatabaseUrl,
+                options.get_host(),
+            )?,
             password: password.map(|(_, decoded)| decoded),
             ssl_mode: options.get_ssl_mode(),
             ssl_root_cert: None,
@@ -100,14 +210,23 @@ impl PostgresSettings {
         let host = postgres_host(&take("host").ok_or_else(|| missing("host"))?);
         let ssl_mode = match take("sslmode") {
             // `require` from Service Connector: verify the certificate as well on Azure.
-            Some(mode) if mode == "require" && host.ends_with(AZURE_POSTGRES_DOMAIN) => {
+            Some(mode) if mode == "require" && is_azure_postgres_host(&host) => {
                 PgSslMode::VerifyFull
             }
             Some(mode) => PgSslMode::from_str(&mode)
                 .map_err(|e| ConfigError::ConnectionString(e.to_string()))?,
             None => default_ssl_mode(&host),
         };
+        let password = take("password")
+            .filter(|p| !p.is_empty())
+            .map(SecretString::from);
         Ok(Self {
+            auth: choose_auth(
+                None,
+                password.is_some(),
+                PostgresSource::ServiceConnector,
+                &host,
+            )?,
             port: match take("port") {
                 Some(port) => port.parse().map_err(|_| {
                     ConfigError::ConnectionString(format!("port {port:?} is not a number"))
@@ -116,9 +235,7 @@ impl PostgresSettings {
             },
             database: take("dbname").ok_or_else(|| missing("dbname"))?,
             user: take("user").ok_or_else(|| missing("user"))?,
-            password: take("password")
-                .filter(|p| !p.is_empty())
-                .map(SecretString::from),
+            password,
             host,
             ssl_mode,
             ssl_root_cert: take("sslrootcert").map(PathBuf::from),
@@ -129,7 +246,7 @@ impl PostgresSettings {
 
 /// Azure requires TLS; verify the certificate there. Elsewhere use TLS when offered.
 fn default_ssl_mode(host: &str) -> PgSslMode {
-    if host.ends_with(AZURE_POSTGRES_DOMAIN) {
+    if is_azure_postgres_host(host) {
         PgSslMode::VerifyFull
     } else {
         PgSslMode::Prefer
@@ -203,11 +320,13 @@ pub(super) fn from_vars(vars: &Vars, data_dir: &str) -> Result<DatabaseSettings,
         }
         let mut settings = PostgresSettings::from_url(&url)?;
         settings.max_connection_lifetime = connection_lifetime(vars)?;
+        settings.auth = auth_from_vars(vars, &settings, PostgresSource::DatabaseUrl)?;
         return Ok(DatabaseSettings::Postgres(settings));
     }
     if let Some(text) = vars.get("AZURE_POSTGRESQL_CONNECTIONSTRING") {
         let mut settings = PostgresSettings::from_connection_string(&text)?;
         settings.max_connection_lifetime = connection_lifetime(vars)?;
+        settings.auth = auth_from_vars(vars, &settings, PostgresSource::ServiceConnector)?;
         return Ok(DatabaseSettings::Postgres(settings));
     }
 
@@ -234,17 +353,40 @@ pub(super) fn from_vars(vars: &Vars, data_dir: &str) -> Result<DatabaseSettings,
         }
         None => default_ssl_mode(&host),
     };
+    // Without DBPASS, on an Azure host (the tutorial's DBHOST=<server name>), the app signs in
+    // with its identity's Entra token, as the tutorial does.
+    let password = vars.get("DBPASS").map(SecretString::from);
+    let auth = choose_auth(
+        vars.get(DATABASE_AUTH).as_deref(),
+        password.is_some(),
+        PostgresSource::DbHost,
+        &host,
+    )?;
     Ok(DatabaseSettings::Postgres(PostgresSettings {
         host,
         port: vars.parse("DBPORT")?.unwrap_or(5432),
         database,
         user,
-        // Without DBPASS the app signs in with its identity's Entra token, as the tutorial does.
-        password: vars.get("DBPASS").map(SecretString::from),
+        password,
+        auth,
         ssl_mode,
         ssl_root_cert: vars.get("DBSSLROOTCERT").map(PathBuf::from),
         max_connection_lifetime: connection_lifetime(vars)?,
     }))
+}
+
+/// The sign-in rule with `DATABASE_AUTH` taken into account.
+fn auth_from_vars(
+    vars: &Vars,
+    settings: &PostgresSettings,
+    source: PostgresSource,
+) -> Result<AuthRule, ConfigError> {
+    choose_auth(
+        vars.get(DATABASE_AUTH).as_deref(),
+        settings.password.is_some(),
+        source,
+        &settings.host,
+    )
 }
 
 /// `DB_CONNECTION_MAX_LIFETIME` in seconds (default 30 minutes).
@@ -273,6 +415,224 @@ pub fn postgres_host(dbhost: &str) -> String {
         dbhost.to_owned()
     } else {
         format!("{dbhost}{AZURE_POSTGRES_DOMAIN}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::vars;
+
+    /// The sign-in each setup gets, and the rule that chose it.
+    #[test]
+    fn token_sign_in_only_on_azure_or_when_asked() {
+        use AuthRule::*;
+        // (case, variables, the rule chosen or None for a refusal naming DATABASE_AUTH)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<AuthRule>);
+        let cases: &[Case] = &[
+            (
+                "a laptop's URL without a password",
+                &[("DATABASE_URL", "postgres://me@localhost/db")],
+                Some(NoPassword),
+            ),
+            (
+                "a socket URL without a password",
+                &[("DATABASE_URL", "postgres:///db?host=/var/run/postgresql")],
+                Some(NoPassword),
+            ),
+            (
+                "a URL with a password",
+                &[("DATABASE_URL", "postgres://me:pw@localhost/db")],
+                Some(PasswordGiven),
+            ),
+            (
+                "an Azure URL without a password",
+                &[(
+                    "DATABASE_URL",
+                    "postgres://id@srv.postgres.database.azure.com/db",
+                )],
+                Some(AzureHost),
+            ),
+            (
+                "an Azure host in capitals with a trailing dot",
+                &[(
+                    "DATABASE_URL",
+                    "postgres://id@SRV.Postgres.Database.Azure.COM./db",
+                )],
+                Some(AzureHost),
+            ),
+            (
+                "US Government cloud",
+                &[(
+                    "DATABASE_URL",
+                    "postgres://id@srv.postgres.database.usgovcloudapi.net/db",
+                )],
+                Some(AzureHost),
+            ),
+            (
+                "Azure China",
+                &[(
+                    "DATABASE_URL",
+                    "postgres://id@srv.postgres.database.chinacloudapi.cn/db",
+                )],
+                Some(AzureHost),
+            ),
+            (
+                "a look-alike host is not Azure",
+                &[(
+                    "DATABASE_URL",
+                    "postgres://id@postgres.database.azure.com.evil.example/db",
+                )],
+                Some(NoPassword),
+            ),
+            (
+                "an Azure host with a password",
+                &[(
+                    "DATABASE_URL",
+                    "postgres://id:pw@srv.postgres.database.azure.com/db",
+                )],
+                Some(PasswordGiven),
+            ),
+            (
+                "the tutorial's settings on App Service",
+                &[
+                    ("DBHOST", "my-server"),
+                    ("DBNAME", "restaurant"),
+                    ("DBUSER", "my-identity"),
+                ],
+                Some(AzureHost),
+            ),
+            (
+                "the tutorial's settings with a full Azure host name",
+                &[
+                    ("DBHOST", "my-server.postgres.database.azure.com"),
+                    ("DBNAME", "restaurant"),
+                    ("DBUSER", "my-identity"),
+                ],
+                Some(AzureHost),
+            ),
+            (
+                "DBHOST=localhost without DBPASS",
+                &[
+                    ("DBHOST", "localhost"),
+                    ("DBNAME", "restaurant"),
+                    ("DBUSER", "me"),
+                ],
+                Some(NoPassword),
+            ),
+            (
+                "DBHOST=localhost with DBPASS",
+                &[
+                    ("DBHOST", "localhost"),
+                    ("DBNAME", "restaurant"),
+                    ("DBUSER", "me"),
+                    ("DBPASS", "pw"),
+                ],
+                Some(PasswordGiven),
+            ),
+            (
+                "Service Connector",
+                &[(
+                    "AZURE_POSTGRESQL_CONNECTIONSTRING",
+                    "host=srv.postgres.database.azure.com dbname=restaurant user=id sslmode=require",
+                )],
+                Some(ServiceConnector),
+            ),
+            (
+                "Service Connector to a private host name",
+                &[(
+                    "AZURE_POSTGRESQL_CONNECTIONSTRING",
+                    "host=10.0.0.4 dbname=r user=id",
+                )],
+                Some(ServiceConnector),
+            ),
+            (
+                "asked for a token on a local stand-in",
+                &[
+                    ("DBHOST", "127.0.0.1"),
+                    ("DBNAME", "restaurant"),
+                    ("DBUSER", "id"),
+                    ("DATABASE_AUTH", "entra"),
+                ],
+                Some(ExplicitEntra),
+            ),
+            (
+                "asked for a token, in capitals, with a URL",
+                &[
+                    ("DATABASE_URL", "postgres://id@127.0.0.1/db"),
+                    ("DATABASE_AUTH", "ENTRA"),
+                ],
+                Some(ExplicitEntra),
+            ),
+            (
+                "asked for no token on an Azure host (a password comes from PGPASSWORD)",
+                &[
+                    (
+                        "DATABASE_URL",
+                        "postgres://id@srv.postgres.database.azure.com/db",
+                    ),
+                    ("DATABASE_AUTH", "password"),
+                ],
+                Some(ExplicitPassword),
+            ),
+            (
+                "asked for no token with Service Connector",
+                &[
+                    (
+                        "AZURE_POSTGRESQL_CONNECTIONSTRING",
+                        "host=h dbname=r user=id",
+                    ),
+                    ("DATABASE_AUTH", "password"),
+                ],
+                Some(ExplicitPassword),
+            ),
+            (
+                "a token asked for and a password given",
+                &[
+                    ("DATABASE_URL", "postgres://id:pw@localhost/db"),
+                    ("DATABASE_AUTH", "entra"),
+                ],
+                None,
+            ),
+            (
+                "an unknown DATABASE_AUTH",
+                &[
+                    ("DATABASE_URL", "postgres://id@localhost/db"),
+                    ("DATABASE_AUTH", "token"),
+                ],
+                None,
+            ),
+        ];
+        for (case, pairs, expected) in cases {
+            let map = vars(pairs);
+            let got = from_vars(&Vars(&map), "/tmp").map(|settings| match settings {
+                DatabaseSettings::Postgres(pg) => pg.auth,
+                DatabaseSettings::Sqlite { .. } => panic!("{case}: not PostgreSQL"),
+            });
+            match (expected, got) {
+                (Some(expected), Ok(got)) => assert_eq!(got, *expected, "{case}"),
+                (None, Err(error)) => {
+                    assert!(error.to_string().contains(DATABASE_AUTH), "{case}: {error}")
+                }
+                (expected, got) => panic!("{case}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_token_rules_use_a_token() {
+        use AuthRule::*;
+        for (rule, token) in [
+            (ExplicitEntra, true),
+            (ServiceConnector, true),
+            (AzureHost, true),
+            (ExplicitPassword, false),
+            (PasswordGiven, false),
+            (NoPassword, false),
+        ] {
+            assert_eq!(rule.uses_entra_token(), token, "{rule:?}");
+            assert!(!rule.reason().is_empty());
+        }
     }
 }
 

@@ -6,10 +6,12 @@
 
 mod paging;
 mod queries;
+mod search_key;
 mod sort_key;
 
-pub use paging::{Backend, PageAt, details_page_sql, restaurant_page_sql};
+pub use paging::{Backend, PageAt, RestaurantFilter, Sort, details_page_sql, restaurant_page_sql};
 pub use queries::{Restaurant, Review};
+pub use search_key::fold;
 
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -41,6 +43,11 @@ pub static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
             "collated keyset paging",
             include_str!("../../migrations/postgres/20261202000001_collated_keyset_paging.sql"),
         ),
+        (
+            20261210000001,
+            "search and sorts",
+            include_str!("../../migrations/postgres/20261210000001_search_and_sorts.sql"),
+        ),
     ])
 });
 static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
@@ -54,6 +61,11 @@ static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
             20261202000001,
             "collated keyset paging",
             include_str!("../../migrations/sqlite/20261202000001_collated_keyset_paging.sql"),
+        ),
+        (
+            20261210000001,
+            "search and sorts",
+            include_str!("../../migrations/sqlite/20261210000001_search_and_sorts.sql"),
         ),
     ])
 });
@@ -266,7 +278,7 @@ impl Database {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .max_lifetime(pg.max_connection_lifetime);
                 let pool = match (&pg.password, tokens) {
-                    (None, Some(tokens)) => {
+                    (None, Some(tokens)) if pg.uses_entra_token() => {
                         // The caller got the first token already; this is the cached one.
                         let token = tokens.token().await.map_err(DbError::Token)?;
                         let pool = pool_options
@@ -284,10 +296,10 @@ impl Database {
                         .await
                         .map_err(DbError::Connect)?,
                 };
-                let auth = if pg.password.is_some() {
-                    "password"
-                } else {
-                    "Microsoft Entra token"
+                let auth = match (pg.uses_entra_token(), &pg.password) {
+                    (true, _) => "Microsoft Entra token",
+                    (false, Some(_)) => "password",
+                    (false, None) => "no password",
                 };
                 tracing::info!(host = %pg.host, database = %pg.database, user = %pg.user, auth, "using PostgreSQL");
                 Database::Postgres(pool)
@@ -295,6 +307,7 @@ impl Database {
         };
         db.migrate(settings).await?;
         db.refresh_sort_keys().await?;
+        db.refresh_search_keys().await?;
         Ok(db)
     }
 

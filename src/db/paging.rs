@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 use time::OffsetDateTime;
 
 use super::queries::{Restaurant, RestaurantRow, Review, ReviewRow};
+use super::search_key::contains_pattern;
 use super::{Database, DbError, acquire, on_conn};
 use crate::domain::RestaurantId;
 
@@ -49,28 +50,126 @@ impl PageQueries {
     }
 }
 
-/// The restaurant list in name order: `sort` is the collated sort expression, with an index on
-/// `(sort, id)`. The total comes from `restaurant_total` in the same statement (a LEFT JOIN, so
-/// an empty page still says how many there are).
-fn restaurant_queries(sort: &str) -> PageQueries {
-    let page = |condition: &str, direction: &str, offset: bool| {
+/// The database a statement is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The orders of the restaurant list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// By name, as people expect (ICU's root collation).
+    #[default]
+    Name,
+    /// Best average first; ties by more reviews, then by name. Unrated restaurants last.
+    Rating,
+    /// Most reviews first; ties by name.
+    Reviews,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 3] = [Sort::Name, Sort::Rating, Sort::Reviews];
+
+    /// The `?sort=` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Name => "name",
+            Sort::Rating => "rating",
+            Sort::Reviews => "reviews",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|sort| sort.as_str() == text)
+    }
+
+    /// The sort keys, all ascending, then `id`: descending orders are negated so that a row
+    /// comparison `(k1, k2, id) > (...)` finds the next page. Each list has an index in exactly
+    /// this order (migrations `collated_keyset_paging` and `search_and_sorts`).
+    fn keys(self, backend: Backend) -> &'static [&'static str] {
+        const PG_NAME: &str = r#"name COLLATE "und-x-icu""#;
+        match (backend, self) {
+            (Backend::Postgres, Sort::Name) => &[PG_NAME],
+            (Backend::Postgres, Sort::Rating) => &[
+                "-(CASE WHEN review_count = 0 THEN 0::float8 ELSE rating_sum::float8 / review_count END)",
+                "-review_count",
+                PG_NAME,
+            ],
+            (Backend::Postgres, Sort::Reviews) => &["-review_count", PG_NAME],
+            (Backend::Sqlite, Sort::Name) => &["name_key"],
+            (Backend::Sqlite, Sort::Rating) => &[
+                "-(CASE WHEN review_count = 0 THEN 0.0 ELSE CAST(rating_sum AS REAL) / review_count END)",
+                "-review_count",
+                "name_key",
+            ],
+            (Backend::Sqlite, Sort::Reviews) => &["-review_count", "name_key"],
+        }
+    }
+}
+
+/// What the restaurant list shows: the restaurants whose folded name contains `search` (all
+/// when `None`), in `sort` order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestaurantFilter {
+    pub search: Option<String>,
+    pub sort: Sort,
+}
+
+/// The restaurant list in `keys` order (see [`Sort::keys`]), with an index on `(keys, id)`.
+/// Without a search the total comes from `restaurant_total` in the same statement (a LEFT
+/// JOIN, so an empty page still says how many there are). With one (`$3`, a LIKE pattern on
+/// the folded name) the total is a COUNT(*) of the matches, which scans the names once: fine
+/// at this scale, and a search is never the page everyone loads.
+fn restaurant_queries(keys: &[&str], search: bool) -> PageQueries {
+    let alias = |i: usize| match i {
+        0 => "sort_key".to_owned(),
+        i => format!("sort_key_{}", i + 1),
+    };
+    let selected: String = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| format!(", {key} AS {}", alias(i)))
+        .collect();
+    let outer_order: String = (0..keys.len())
+        .map(|i| format!("r.{}, ", alias(i)))
+        .collect();
+    let key_list = keys.join(", ");
+    let total = if search {
+        r"(SELECT COUNT(*) AS restaurants FROM restaurant WHERE name_search LIKE $3 ESCAPE '\') t"
+    } else {
+        "restaurant_total t"
+    };
+    let matching = r"name_search LIKE $3 ESCAPE '\'";
+    let page = |cursor: Option<&str>, direction: &str, offset: bool| {
         let offset = if offset { " OFFSET $1" } else { "" };
+        let condition = match (search, cursor) {
+            (false, None) => String::new(),
+            (false, Some(cursor)) => format!("WHERE {cursor}"),
+            (true, None) => format!("WHERE {matching}"),
+            (true, Some(cursor)) => format!("WHERE {matching} AND {cursor}"),
+        };
+        let order: String = keys
+            .iter()
+            .map(|key| format!("{key} {direction}, "))
+            .collect();
         format!(
             "SELECT t.restaurants, r.id, r.name, r.street_address, r.description, r.review_count, r.rating_sum \
-             FROM restaurant_total t LEFT JOIN (\
-                 SELECT id, name, street_address, description, review_count, rating_sum, {sort} AS sort_key \
-                 FROM restaurant {condition} ORDER BY {sort} {direction}, id {direction} LIMIT $2{offset}\
-             ) r ON 1 = 1 ORDER BY r.sort_key, r.id"
+             FROM {total} LEFT JOIN (\
+                 SELECT id, name, street_address, description, review_count, rating_sum{selected} \
+                 FROM restaurant {condition} ORDER BY {order}id {direction} LIMIT $2{offset}\
+             ) r ON 1 = 1 ORDER BY {outer_order}r.id"
         )
     };
     let cursor = |op: &str| {
-        format!("WHERE ({sort}, id) {op} (SELECT {sort}, id FROM restaurant WHERE id = $1)")
+        format!("({key_list}, id) {op} (SELECT {key_list}, id FROM restaurant WHERE id = $1)")
     };
     PageQueries {
-        offset: page("", "ASC", true),
-        after: page(&cursor(">"), "ASC", false),
-        before: page(&cursor("<"), "DESC", false),
-        last: page("", "DESC", true),
+        offset: page(None, "ASC", true),
+        after: page(Some(&cursor(">")), "ASC", false),
+        before: page(Some(&cursor("<")), "DESC", false),
+        last: page(None, "DESC", true),
     }
 }
 
@@ -96,33 +195,41 @@ fn details_queries() -> PageQueries {
     }
 }
 
-static POSTGRES_RESTAURANTS: LazyLock<PageQueries> =
-    LazyLock::new(|| restaurant_queries(r#"name COLLATE "und-x-icu""#));
-static SQLITE_RESTAURANTS: LazyLock<PageQueries> = LazyLock::new(|| restaurant_queries("name_key"));
+/// Every restaurant list statement: per backend, per sort, without and with a search.
+struct RestaurantStatements {
+    plain: PageQueries,
+    search: PageQueries,
+}
+
+static RESTAURANTS: LazyLock<[[RestaurantStatements; 3]; 2]> = LazyLock::new(|| {
+    [Backend::Sqlite, Backend::Postgres].map(|backend| {
+        Sort::ALL.map(|sort| RestaurantStatements {
+            plain: restaurant_queries(sort.keys(backend), false),
+            search: restaurant_queries(sort.keys(backend), true),
+        })
+    })
+});
 static DETAILS: LazyLock<PageQueries> = LazyLock::new(details_queries);
 
-/// Which SQL dialect a statement is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// The exact statement `GET /` sends for `at`, and its `$1` (`$2` is the page size): the
-/// benchmark runs it straight against the database as the route's floor.
-pub fn restaurant_page_sql(backend: Backend, at: PageAt, per_page: u32) -> (&'static str, i64) {
-    let queries: &'static PageQueries = match backend {
-        Backend::Sqlite => &SQLITE_RESTAURANTS,
-        Backend::Postgres => &POSTGRES_RESTAURANTS,
+fn restaurant_statements(backend: Backend, sort: Sort) -> &'static RestaurantStatements {
+    let b = match backend {
+        Backend::Sqlite => 0,
+        Backend::Postgres => 1,
     };
-    queries.pick(at, per_page)
+    let s = Sort::ALL.iter().position(|x| *x == sort).unwrap_or(0);
+    &RESTAURANTS[b][s]
 }
 
-/// The exact statement `GET /<id>/` sends for `at`, and its `$2` (`$1` is the restaurant, `$3`
-/// the page size); the same text on both backends.
-pub fn details_page_sql(at: PageAt, per_page: u32) -> (&'static str, i64) {
-    let queries: &'static PageQueries = &DETAILS;
-    queries.pick(at, per_page)
+/// The exact SQL the app sends for a page of the restaurant list without a search (`$1` the
+/// cursor id or offset, `$2` the page size), for benchmarks to run as the app does.
+pub fn restaurant_page_sql(backend: Backend, sort: Sort, at: PageAt) -> &'static str {
+    restaurant_statements(backend, sort).plain.pick(at, 1).0
+}
+
+/// The exact SQL the app sends for a restaurant's details page (`$1` the restaurant, `$2` the
+/// cursor id or offset, `$3` the page size); the same on both backends.
+pub fn details_page_sql(at: PageAt) -> &'static str {
+    DETAILS.pick(at, 1).0
 }
 
 /// `total, id, name, street_address, description, review_count, rating_sum`, the restaurant
@@ -164,23 +271,44 @@ pub fn last_page_len(total: i64, per_page: u32) -> usize {
 
 impl Database {
     /// One page of restaurants in name order and how many there are in all.
-    #[tracing::instrument(name = "db.restaurant_page", skip(self))]
     pub async fn restaurant_page(
         &self,
         at: PageAt,
         per_page: u32,
     ) -> Result<(Vec<Restaurant>, i64), DbError> {
-        let queries = match self {
-            Database::Sqlite(_) => &*SQLITE_RESTAURANTS,
-            Database::Postgres(_) => &*POSTGRES_RESTAURANTS,
+        self.restaurant_list(&RestaurantFilter::default(), at, per_page)
+            .await
+    }
+
+    /// One page of the restaurants `filter` picks, in its order, and how many it picks.
+    #[tracing::instrument(name = "db.restaurant_page", skip(self))]
+    pub async fn restaurant_list(
+        &self,
+        filter: &RestaurantFilter,
+        at: PageAt,
+        per_page: u32,
+    ) -> Result<(Vec<Restaurant>, i64), DbError> {
+        let backend = match self {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        };
+        let statements = restaurant_statements(backend, filter.sort);
+        let pattern = filter.search.as_deref().map(contains_pattern);
+        let queries = match &pattern {
+            Some(_) => &statements.search,
+            None => &statements.plain,
         };
         let (sql, cursor) = queries.pick(at, per_page);
         let rows: Vec<TotalAndRestaurant> = on_conn!(self, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(cursor)
-                .bind(i64::from(per_page))
-                .fetch_all(&mut *conn)
-                .await?
+                .bind(i64::from(per_page));
+            match &pattern {
+                Some(pattern) => query.bind(pattern.as_str()),
+                None => query,
+            }
+            .fetch_all(&mut *conn)
+            .await?
         });
         let total = rows.first().map_or(0, |row| row.0);
         let mut restaurants: Vec<Restaurant> = rows
@@ -245,6 +373,72 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The name-sorted list's statements as they were before search and sorts, which the
+    /// benchmark runs: they must not change.
+    fn statements_before_search(sort: &str) -> [String; 4] {
+        let page = |condition: &str, direction: &str, offset: bool| {
+            let offset = if offset { " OFFSET $1" } else { "" };
+            format!(
+                "SELECT t.restaurants, r.id, r.name, r.street_address, r.description, r.review_count, r.rating_sum \
+                 FROM restaurant_total t LEFT JOIN (\
+                     SELECT id, name, street_address, description, review_count, rating_sum, {sort} AS sort_key \
+                     FROM restaurant {condition} ORDER BY {sort} {direction}, id {direction} LIMIT $2{offset}\
+                 ) r ON 1 = 1 ORDER BY r.sort_key, r.id"
+            )
+        };
+        let cursor = |op: &str| {
+            format!("WHERE ({sort}, id) {op} (SELECT {sort}, id FROM restaurant WHERE id = $1)")
+        };
+        [
+            page("", "ASC", true),
+            page(&cursor(">"), "ASC", false),
+            page(&cursor("<"), "DESC", false),
+            page("", "DESC", true),
+        ]
+    }
+
+    #[test]
+    fn the_plain_name_sorted_list_sends_the_statements_it_always_has() {
+        for (backend, sort) in [
+            (Backend::Sqlite, "name_key"),
+            (Backend::Postgres, r#"name COLLATE "und-x-icu""#),
+        ] {
+            let [offset, after, before, last] = statements_before_search(sort);
+            let sql = |at| restaurant_page_sql(backend, Sort::Name, at);
+            assert_eq!(sql(PageAt::First), offset);
+            assert_eq!(sql(PageAt::Number(3)), offset);
+            assert_eq!(sql(PageAt::After(7)), after);
+            assert_eq!(sql(PageAt::Before(7)), before);
+            assert_eq!(sql(PageAt::Last), last);
+        }
+        assert!(details_page_sql(PageAt::After(1)).contains("AND id < $2"));
+    }
+
+    #[test]
+    fn every_sort_pages_by_keyset_and_a_search_filters_every_statement() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            for sort in Sort::ALL {
+                let statements = restaurant_statements(backend, sort);
+                assert!(statements.plain.after.contains("id) > (SELECT"));
+                assert!(statements.plain.before.contains("id) < (SELECT"));
+                for sql in [
+                    &statements.search.offset,
+                    &statements.search.after,
+                    &statements.search.before,
+                    &statements.search.last,
+                ] {
+                    assert_eq!(
+                        sql.matches(r"name_search LIKE $3 ESCAPE '\'").count(),
+                        2,
+                        "{sql}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Sort::parse("rating"), Some(Sort::Rating));
+        assert_eq!(Sort::parse("RATING"), None);
+    }
 
     #[test]
     fn the_last_page_holds_the_remainder_or_a_full_page() {

@@ -2,6 +2,7 @@
 
 use time::OffsetDateTime;
 
+use super::search_key::fold;
 use super::{Database, DbError, acquire, on_conn, sort_key};
 use crate::domain::{NewRestaurant, NewReview, RatingSummary, RestaurantId};
 use crate::photos::PhotoName;
@@ -9,16 +10,17 @@ use crate::photos::PhotoName;
 impl Database {
     #[tracing::instrument(name = "db.create_restaurant", skip_all)]
     pub async fn create_restaurant(&self, new: &NewRestaurant) -> Result<RestaurantId, DbError> {
-        // SQLite has no Unicode collation: the name's sort key is stored beside it.
+        // SQLite has no Unicode collation: the name's sort key is stored beside it. Both store
+        // the folded name that search and the duplicate check match on.
         let (sql, key) = match self {
             Database::Sqlite(_) => (
-                "INSERT INTO restaurant (name, street_address, description, name_key) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
+                "INSERT INTO restaurant (name, street_address, description, name_search, name_key) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 Some(sort_key::name_key(new.name.as_str())),
             ),
             Database::Postgres(_) => (
-                "INSERT INTO restaurant (name, street_address, description) \
-                 VALUES ($1, $2, $3) RETURNING id",
+                "INSERT INTO restaurant (name, street_address, description, name_search) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
                 None,
             ),
         };
@@ -26,7 +28,8 @@ impl Database {
             let query = sqlx::query_scalar(sql)
                 .bind(new.name.as_str())
                 .bind(new.street_address.as_str())
-                .bind(new.description.as_str());
+                .bind(new.description.as_str())
+                .bind(fold(new.name.as_str()));
             match &key {
                 Some(key) => query.bind(key.as_slice()),
                 None => query,
@@ -35,6 +38,30 @@ impl Database {
             .await?
         });
         Ok(RestaurantId::from_db(id))
+    }
+
+    /// Restaurants with the same name and street address as `new`, compared folded (case,
+    /// accents and extra spaces aside), oldest first: "did you mean…?" before a duplicate.
+    #[tracing::instrument(name = "db.similar_restaurants", skip_all)]
+    pub async fn similar_restaurants(
+        &self,
+        new: &NewRestaurant,
+    ) -> Result<Vec<Restaurant>, DbError> {
+        let rows: Vec<RestaurantRow> = on_conn!(self, conn => {
+            sqlx::query_as(
+                "SELECT id, name, street_address, description, review_count, rating_sum \
+                 FROM restaurant WHERE name_search = $1 ORDER BY id LIMIT 100",
+            )
+            .bind(fold(new.name.as_str()))
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        let address = fold(new.street_address.as_str());
+        Ok(rows
+            .into_iter()
+            .map(Restaurant::from)
+            .filter(|r| fold(&r.street_address) == address)
+            .collect())
     }
 
     #[tracing::instrument(name = "db.restaurant", skip(self), fields(id = id.get()))]

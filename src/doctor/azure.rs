@@ -64,7 +64,7 @@ impl Tokens {
 /// The scopes this configuration needs tokens for.
 fn scopes(settings: &Settings) -> Vec<&'static str> {
     let mut scopes = Vec::new();
-    if matches!(&settings.database, DatabaseSettings::Postgres(pg) if pg.password.is_none()) {
+    if matches!(&settings.database, DatabaseSettings::Postgres(pg) if pg.uses_entra_token()) {
         scopes.push(POSTGRES_SCOPE);
     }
     if matches!(settings.photos, PhotoSettings::AzureBlob(_)) {

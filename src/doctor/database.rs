@@ -40,9 +40,11 @@ pub async fn check_postgres(
         return;
     }
     let password = match (&pg.password, tokens) {
-        (Some(password), _) => password.expose_secret().to_owned(),
+        (Some(password), _) => Some(password.expose_secret().to_owned()),
+        // A local trust or peer setup: no password at all.
+        (None, _) if !pg.uses_entra_token() => None,
         (None, Some(tokens)) => match tokens.token().await {
-            Ok(token) => token.secret().to_owned(),
+            Ok(token) => Some(token.secret().to_owned()),
             Err(error) => {
                 report.push(Check::fail("sign-in", error.to_string(), None));
                 report.skip(&["migrations"], "not signed in");
@@ -55,7 +57,7 @@ pub async fn check_postgres(
             return;
         }
     };
-    let (check, connection) = sign_in(pg, &password, context).await;
+    let (check, connection) = sign_in(pg, password.as_deref(), context).await;
     report.push(check);
     match connection {
         Some(mut connection) => {
@@ -259,10 +261,10 @@ async fn verified_handshake(pg: &PostgresSettings, stream: TcpStream) -> Result<
 
 async fn sign_in(
     pg: &PostgresSettings,
-    password: &str,
+    password: Option<&str>,
     context: &AzureContext,
 ) -> (Check, Option<PgConnection>) {
-    let options = postgres_connect_options(pg, Some(password));
+    let options = postgres_connect_options(pg, password);
     let connect = PgConnection::connect_with(&options);
     let error = match tokio::time::timeout(SIGN_IN_TIMEOUT, connect).await {
         Ok(Ok(mut connection)) => {
@@ -300,11 +302,11 @@ async fn sign_in(
     };
     let detail = format!("as {} to {}: {said}", pg.user, pg.database);
     let fix = match code.as_deref() {
-        Some("28P01" | "28000") if pg.password.is_none() => {
+        Some("28P01" | "28000") if pg.uses_entra_token() => {
             Some(context.postgres_principal(&pg.host, &pg.user, &pg.database))
         }
         Some("28P01" | "28000") => {
-            Some("check DBPASS (or leave it unset to sign in with the app's identity)".into())
+            Some("check DBPASS (or leave it unset and set DATABASE_AUTH=entra to sign in with the app's identity)".into())
         }
         Some("3D000") => Some(context.postgres_database(&pg.host, &pg.database)),
         _ => None,

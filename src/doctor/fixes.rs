@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::AZURE_POSTGRES_DOMAIN;
+use crate::config::AZURE_POSTGRES_DOMAINS;
 
 /// Where the app runs, as far as its environment says.
 #[derive(Debug, Clone)]
@@ -181,7 +181,9 @@ fn identifier(name: &str) -> String {
 
 /// The flexible server's name from its host (`<name>.postgres.database.azure.com`).
 fn server_name(host: &str) -> String {
-    host.strip_suffix(AZURE_POSTGRES_DOMAIN)
+    AZURE_POSTGRES_DOMAINS
+        .iter()
+        .find_map(|domain| host.strip_suffix(domain))
         .unwrap_or("<server-name>")
         .to_owned()
 }

@@ -183,10 +183,10 @@ fn describe(settings: &Settings) -> String {
             pg.host,
             pg.port,
             pg.database,
-            if pg.password.is_some() {
-                "password"
-            } else {
-                "Microsoft Entra token"
+            match (pg.uses_entra_token(), &pg.password) {
+                (true, _) => "Microsoft Entra token",
+                (false, Some(_)) => "password",
+                (false, None) => "no password",
             },
             database::ssl_mode_name(pg.ssl_mode)
         ),

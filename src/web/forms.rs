@@ -110,8 +110,9 @@ impl From<Refusal> for ReadFailure {
 }
 
 /// Reads the multipart review form (`user_name`, `rating`, `review_text`, `reviewImage`, and
-/// the CSRF token): a declared size over the limit is refused without reading the body, the
-/// token is checked before the photo is read, and the photo's size while it arrives.
+/// the CSRF token): the token is checked before the photo is read, and the photo's size while
+/// it arrives; with a declared size over the limit the photo is refused without reading it,
+/// the text fields before it still kept.
 pub async fn read_review(
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
@@ -122,9 +123,9 @@ pub async fn read_review(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > review_body_limit(max_photo_bytes)) {
-        return Err(Refusal::too_large(ReviewInput::default(), max_photo_bytes).into());
-    }
+    // Still read: the text fields come first, so what was typed is kept; the photo is then
+    // refused without buffering any of it (the rest of the body is discarded by `drain`).
+    let declared_too_large = declared.is_some_and(|len| len > review_body_limit(max_photo_bytes));
     let multipart = multipart.map_err(|rejection| {
         let message = format!(
             "The review form could not be read: {}",
@@ -135,6 +136,7 @@ pub async fn read_review(
     let mut reader = ReviewReader {
         texts: HashMap::new(),
         max_photo_bytes,
+        declared_too_large,
     };
     match reader.read(multipart, csrf).await {
         Ok(submission) => Ok(submission),
@@ -175,6 +177,8 @@ impl From<MultipartError> for Stop {
 struct ReviewReader {
     texts: HashMap<String, String>,
     max_photo_bytes: u64,
+    /// The declared length is over the limit: the photo is refused on sight.
+    declared_too_large: bool,
 }
 
 impl ReviewReader {
@@ -197,6 +201,9 @@ impl ReviewReader {
                 // Never spend effort on a photo from a request that may be forged.
                 if !token_ok {
                     return Err(FormError::Csrf.into());
+                }
+                if self.declared_too_large {
+                    return Err(Stop::PhotoTooLarge);
                 }
                 let has_file_name = part.file_name().is_some_and(|f| !f.is_empty());
                 let bytes = read_limited(&mut part, self.max_photo_bytes)

@@ -1,6 +1,7 @@
 //! HTTP: routes, templates, forms, errors and the protections around them.
 
 pub mod assets;
+pub mod drain;
 pub mod error;
 pub mod forms;
 pub mod routes;
@@ -8,6 +9,7 @@ pub mod security;
 pub mod view;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -15,6 +17,7 @@ use axum::http::{Extensions, HeaderName, HeaderValue, Method, StatusCode, Versio
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use drain::{DrainBudget, drain_unread_body};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -47,6 +50,12 @@ pub struct AppState {
 
 /// The URL-encoded restaurant form is tiny; anything much larger is not a browser's doing.
 const RESTAURANT_FORM_LIMIT: usize = 64 * 1024;
+/// How many times a route's body limit is read and discarded after a refusal, so that the
+/// client sees the answer (see [`drain`]); beyond that the connection is closed.
+const DRAIN_LIMIT_FACTOR: u64 = 4;
+/// The longest a refused upload is read for; also at most half the request timeout, so the
+/// refusal goes out before the timeout's 408 would.
+const DRAIN_TIME: Duration = Duration::from_secs(30);
 
 /// The app's routes and layers. `photo_origin` is where pages load photos from besides the
 /// app itself (a Blob Storage endpoint in `public` and `sas` modes).
@@ -56,6 +65,11 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
     let review_body_limit =
         usize::try_from(forms::review_body_limit(state.reviews.limits.max_bytes))
             .unwrap_or(usize::MAX);
+    let drain_time = DRAIN_TIME.min(http.request_timeout / 2);
+    let drain = |limit: usize| DrainBudget {
+        max_bytes: DRAIN_LIMIT_FACTOR.saturating_mul(limit as u64),
+        max_time: drain_time,
+    };
     let allowed_hosts = Arc::new(http.allowed_hosts.clone());
     let x_request_id = HeaderName::from_static("x-request-id");
     assets::prepare_in_background();
@@ -65,13 +79,25 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
         .route("/create", get(restaurants::create_form))
         .route(
             "/add",
-            post(restaurants::add_restaurant).layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT)),
+            post(restaurants::add_restaurant)
+                .layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT))
+                .layer(middleware::from_fn_with_state(
+                    drain(RESTAURANT_FORM_LIMIT),
+                    drain_unread_body,
+                )),
         )
         .route("/{id}/", get(restaurants::details))
         .route("/{id}", get(restaurants::details_without_slash))
         .route(
             "/review/{id}",
-            post(reviews::add_review).layer(DefaultBodyLimit::max(review_body_limit)),
+            post(reviews::add_review)
+                .layer(DefaultBodyLimit::max(review_body_limit))
+                .layer(middleware::from_fn_with_state(
+                    drain(review_body_limit),
+                    drain_unread_body,
+                ))
+                // Where the browser is left after a refused review: reloading it must not 405.
+                .get(reviews::review_address),
         )
         .route("/health", get(health::health))
         .route("/static/{name}", get(assets::static_asset))

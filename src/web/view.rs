@@ -47,9 +47,16 @@ impl Pager {
 
     /// The links of a page shown at `path` with `shown` rows, from id `first` to id `last`. A
     /// page short of rows is the last, whatever number it was given.
-    pub fn linked(
+    pub fn linked(self, path: &str, shown: usize, first: Option<i64>, last: Option<i64>) -> Self {
+        self.linked_with(path, "", shown, first, last)
+    }
+
+    /// [`Pager::linked`] for a list whose links keep `kept`, an encoded query (`q=…&sort=…`,
+    /// or empty), ahead of their own parameters.
+    pub fn linked_with(
         mut self,
         path: &str,
+        kept: &str,
         shown: usize,
         first: Option<i64>,
         last: Option<i64>,
@@ -57,15 +64,20 @@ impl Pager {
         if shown < self.per_page as usize {
             self.next = None;
         }
-        self.first_href = path.to_owned();
-        self.last_href = format!("{path}?page=last");
+        let (start, and) = if kept.is_empty() {
+            (path.to_owned(), format!("{path}?"))
+        } else {
+            (format!("{path}?{kept}"), format!("{path}?{kept}&"))
+        };
+        self.first_href = start.clone();
+        self.last_href = format!("{and}page=last");
         self.prev_href = self.prev.map(|prev| match (prev, first) {
-            (1, _) | (_, None) => path.to_owned(),
-            (prev, Some(first)) => format!("{path}?before={first}&page={prev}"),
+            (1, _) | (_, None) => start.clone(),
+            (prev, Some(first)) => format!("{and}before={first}&page={prev}"),
         });
         self.next_href = self.next.map(|next| match last {
-            Some(last) => format!("{path}?after={last}&page={next}"),
-            None => format!("{path}?page={next}"),
+            Some(last) => format!("{and}after={last}&page={next}"),
+            None => format!("{and}page={next}"),
         });
         self
     }

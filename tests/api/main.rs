@@ -8,10 +8,13 @@
 mod assets;
 mod azure;
 mod binary;
+mod database_auth;
 mod helpers;
 mod paging;
 mod parsers;
 mod photo_memory;
+mod refused_uploads;
 mod restaurants;
 mod reviews;
+mod search;
 mod security;

@@ -11,7 +11,7 @@ use crate::helpers::{Backend, TestApp};
 const PER_PAGE: usize = 20;
 
 /// The restaurant names on an index page, in the order shown.
-fn names_on(page: &str) -> Vec<String> {
+pub(crate) fn names_on(page: &str) -> Vec<String> {
     page.split(r#"<a class="fw-semibold text-decoration-none" href=""#)
         .skip(1)
         .filter_map(|rest| {
@@ -21,7 +21,7 @@ fn names_on(page: &str) -> Vec<String> {
         .collect()
 }
 
-fn html_unescape(text: &str) -> String {
+pub(crate) fn html_unescape(text: &str) -> String {
     text.replace("&amp;", "&")
         .replace("&#38;", "&")
         .replace("&#x27;", "'")
@@ -30,7 +30,7 @@ fn html_unescape(text: &str) -> String {
 }
 
 /// The href of the pager link with `rel`, unescaped.
-fn link(page: &str, rel: &str) -> Option<String> {
+pub(crate) fn link(page: &str, rel: &str) -> Option<String> {
     let before = page.split(&format!("\" rel=\"{rel}\"")).next()?;
     if before.len() == page.len() {
         return None;

@@ -257,3 +257,102 @@ async fn the_index_is_paginated_in_name_order(#[case] backend: Backend) {
     let (status, _) = app.get_text("/?page=abc").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[apply(both_backends)]
+async fn the_same_name_and_address_again_asks_did_you_mean_and_stores_nothing(
+    #[case] backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let first = app
+        .post_restaurant_form(&[
+            ("restaurant_name", "Café Müller"),
+            ("street_address", "12 Rue de la Paix"),
+            ("description", "The original."),
+        ])
+        .await;
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let original = first.headers()["location"].to_str().unwrap().to_owned();
+
+    // The same place, typed differently each time.
+    for (name, street) in [
+        ("Café Müller", "12 Rue de la Paix"),
+        ("CAFE MULLER", "12 rue de la paix"),
+        ("  cafe   müller ", "12  Rue de la Paix "),
+    ] {
+        let response = app
+            .post_restaurant_form(&[
+                ("restaurant_name", name),
+                ("street_address", street),
+                ("description", "Typed again."),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{name}");
+        let html = response.text().await.unwrap();
+        assert!(html.contains("Did you mean"), "{name}: {html}");
+        assert!(
+            html.contains(&format!(
+                r#"href="{original}">Café Müller, 12 Rue de la Paix</a>"#
+            )),
+            "{name}: a link to the one already listed: {html}"
+        );
+        assert!(html.contains("Typed again."), "{name}: the form is kept");
+        assert!(
+            html.contains(r#"name="confirm_duplicate""#),
+            "{name}: a way to add it anyway"
+        );
+    }
+    assert_eq!(app.restaurant_count().await, 1);
+
+    // A different address, or a different name, is a different restaurant: no question.
+    for (name, street) in [
+        ("Café Müller", "3 Avenue Foch"),
+        ("Café Müller Deux", "12 Rue de la Paix"),
+    ] {
+        let response = app
+            .post_restaurant_form(&[
+                ("restaurant_name", name),
+                ("street_address", street),
+                ("description", "Another place."),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{name}, {street}");
+    }
+    assert_eq!(app.restaurant_count().await, 3);
+    let (_, create) = app.get_text("/create").await;
+    assert!(
+        !create.contains("confirm_duplicate"),
+        "the box is shown only when asking"
+    );
+}
+
+#[apply(both_backends)]
+async fn a_duplicate_confirmed_as_a_different_restaurant_is_added(#[case] backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let fields = [
+        ("restaurant_name", "Twin Peaks Diner"),
+        ("street_address", "1 Main Street"),
+        ("description", "A chain."),
+    ];
+    assert_eq!(
+        app.post_restaurant_form(&fields).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.post_restaurant_form(&fields).await.status(),
+        StatusCode::CONFLICT
+    );
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm_duplicate", "yes"));
+    assert_eq!(
+        app.post_restaurant_form(&confirmed).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(app.restaurant_count().await, 2);
+    // Both are found by a search.
+    let (_, page) = app.get_text("/?q=twin+peaks").await;
+    assert_eq!(page.matches(">Twin Peaks Diner</a>").count(), 2);
+}

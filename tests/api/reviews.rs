@@ -585,7 +585,7 @@ async fn oversized_photos_are_refused_with_the_input_kept_and_nothing_stored(
     let id = app.create_restaurant("Size Matters").await;
     let big = vec![0xFFu8; LIMIT as usize + 1];
 
-    // Declared length: refused from the header, before the body is read.
+    // Declared length: the photo is refused from the header, without buffering it.
     let form = app
         .review_form(id, &[("user_name", "Kept"), ("rating", "5")])
         .await

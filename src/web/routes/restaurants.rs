@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::html;
 // The templates name the forms' fields and limits through these.
-use crate::db::PageAt;
+use crate::db::{PageAt, RestaurantFilter, Sort};
 use crate::domain::{
     Description, RestaurantId, RestaurantName, ReviewText, StreetAddress, UserName,
 };
@@ -34,6 +34,51 @@ pub const REVIEWS_PER_PAGE: u32 = 20;
 struct IndexPage {
     restaurants: Vec<RestaurantView>,
     pager: Pager,
+    /// The search as typed (empty: none).
+    q: String,
+    sort: Sort,
+    sorts: [(Sort, &'static str); 3],
+}
+
+/// The longest search accepted: names have at most 50 characters, so a longer search cannot
+/// match, and SQLite refuses very long LIKE patterns.
+const MAX_SEARCH_CHARS: usize = 200;
+
+/// `?q=` (the search, trimmed; blank is none) and `?sort=` (`name`, `rating`, `reviews`; anything
+/// else is the default, by name). A query string that cannot be decoded is a 400.
+fn list_filter(query: Option<&str>) -> Result<(RestaurantFilter, String), AppError> {
+    let fields = parse_urlencoded(query.unwrap_or_default().as_bytes())
+        .map_err(|error| AppError::BadRequest(format!("The address could not be read: {error}")))?;
+    let q = fields
+        .get("q")
+        .map(|q| q.trim().to_owned())
+        .unwrap_or_default();
+    if q.chars().count() > MAX_SEARCH_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "The search is too long: at most {MAX_SEARCH_CHARS} characters."
+        )));
+    }
+    let sort = fields
+        .get("sort")
+        .and_then(|s| Sort::parse(s))
+        .unwrap_or_default();
+    let filter = RestaurantFilter {
+        search: (!q.is_empty()).then(|| q.clone()),
+        sort,
+    };
+    Ok((filter, q))
+}
+
+/// The query the pager's links keep: the search and a sort other than the default.
+fn kept_query(filter: &RestaurantFilter) -> String {
+    let mut kept = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(q) = &filter.search {
+        kept.append_pair("q", q);
+    }
+    if filter.sort != Sort::Name {
+        kept.append_pair("sort", filter.sort.as_str());
+    }
+    kept.finish()
 }
 
 #[derive(Template)]
@@ -42,6 +87,8 @@ struct CreatePage<'a> {
     csrf_token: &'a str,
     input: RestaurantInput,
     errors: FieldErrors,
+    /// Restaurants already listed with the same name and address: "did you mean…?".
+    similar: Vec<RestaurantView>,
 }
 
 #[derive(Template)]
@@ -87,18 +134,23 @@ pub async fn index(
     State(app): State<AppState>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
+    let (filter, q) = list_filter(query.as_deref())?;
     let at = requested_position(query.as_deref());
     let mut number = shown_number(at, query);
-    let (mut rows, mut total) = app.db.restaurant_page(at, RESTAURANTS_PER_PAGE).await?;
+    let (mut rows, mut total) = app
+        .db
+        .restaurant_list(&filter, at, RESTAURANTS_PER_PAGE)
+        .await?;
     if let Some(instead) = page_instead(at, rows.len(), total, RESTAURANTS_PER_PAGE) {
         number = shown_number(instead, None);
         (rows, total) = app
             .db
-            .restaurant_page(instead, RESTAURANTS_PER_PAGE)
+            .restaurant_list(&filter, instead, RESTAURANTS_PER_PAGE)
             .await?;
     }
-    let pager = Pager::new(number, total, RESTAURANTS_PER_PAGE).linked(
+    let pager = Pager::new(number, total, RESTAURANTS_PER_PAGE).linked_with(
         "/",
+        &kept_query(&filter),
         rows.len(),
         rows.first().map(|r| r.id.get()),
         rows.last().map(|r| r.id.get()),
@@ -106,6 +158,13 @@ pub async fn index(
     let page = IndexPage {
         restaurants: rows.into_iter().map(RestaurantView::from).collect(),
         pager,
+        q,
+        sort: filter.sort,
+        sorts: [
+            (Sort::Name, "Name"),
+            (Sort::Rating, "Best rated"),
+            (Sort::Reviews, "Most reviewed"),
+        ],
     };
     html(StatusCode::OK, &page)
 }
@@ -115,6 +174,7 @@ pub async fn create_form(Extension(csrf): Extension<CsrfToken>) -> Result<Respon
         csrf_token: csrf.as_str(),
         input: RestaurantInput::default(),
         errors: FieldErrors::default(),
+        similar: Vec::new(),
     };
     html(StatusCode::OK, &page)
 }
@@ -143,7 +203,7 @@ pub async fn add_restaurant(
         ));
     }
     let body = body.map_err(AppError::from_body_rejection)?;
-    let refused = |input: RestaurantInput, errors: FieldErrors, status: StatusCode| {
+    let page = |input: RestaurantInput, errors, similar, status| {
         let csrf_token = csrf.as_str();
         html(
             status,
@@ -151,8 +211,12 @@ pub async fn add_restaurant(
                 csrf_token,
                 input,
                 errors,
+                similar,
             },
         )
+    };
+    let refused = |input: RestaurantInput, errors: FieldErrors, status: StatusCode| {
+        page(input, errors, Vec::new(), status)
     };
     let mut fields = match parse_urlencoded(&body) {
         Ok(fields) => fields,
@@ -164,9 +228,19 @@ pub async fn add_restaurant(
     if !fields.get(CSRF_FIELD).is_some_and(|t| csrf.matches(t)) {
         return Ok(csrf_failure());
     }
+    let confirmed = fields.remove(field::CONFIRM_DUPLICATE).is_some();
     let input = RestaurantInput::from_fields(&mut fields);
     match input.validate() {
         Ok(new) => {
+            // The same name and address (case, accents and spacing aside) is most likely the
+            // same place: ask, with links, before adding it a second time.
+            if !confirmed {
+                let similar = app.db.similar_restaurants(&new).await?;
+                if !similar.is_empty() {
+                    let similar = similar.into_iter().map(RestaurantView::from).collect();
+                    return page(input, FieldErrors::default(), similar, StatusCode::CONFLICT);
+                }
+            }
             let id = app.db.create_restaurant(&new).await?;
             tracing::info!(restaurant = id.get(), "restaurant added");
             Ok(Redirect::to(&format!("/{id}/")).into_response())

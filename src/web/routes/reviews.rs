@@ -61,6 +61,13 @@ pub async fn add_review(
     }
 }
 
+/// `GET /review/<id>`: the address a refused review leaves in the address bar (the page came
+/// back from the POST). Reloading or bookmarking it goes to the restaurant's page (303).
+pub async fn review_address(Path(id): Path<String>) -> Result<Response, AppError> {
+    let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
+    Ok(Redirect::to(&format!("/{id}/")).into_response())
+}
+
 /// The restaurant's page with the refused form in it; if the database cannot show the page,
 /// the form alone (503), so what was typed is never lost to an outage.
 async fn render_refused(

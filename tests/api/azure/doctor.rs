@@ -71,6 +71,8 @@ impl Rig {
             ("WEBSITE_SITE_NAME", "app-demo".into()),
             ("WEBSITE_RESOURCE_GROUP", "rg-demo".into()),
             ("DBHOST", "127.0.0.1".into()),
+            // On Azure the host's name asks for a token; this local stand-in must say so.
+            ("DATABASE_AUTH", "entra".into()),
             ("DBPORT", self.cluster.port.to_string()),
             ("DBNAME", DATABASE.into()),
             ("DBUSER", ROLE.into()),

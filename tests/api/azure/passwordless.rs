@@ -53,6 +53,8 @@ impl Rig {
             ("IDENTITY_HEADER", self.identity.header_secret().to_owned()),
             ("AZURE_CLIENT_ID", self.identity.client_id().to_owned()),
             ("DBHOST", "127.0.0.1".into()),
+            // On Azure the host's name asks for a token; this local stand-in must say so.
+            ("DATABASE_AUTH", "entra".into()),
             ("DBPORT", self.cluster.port.to_string()),
             ("DBNAME", DATABASE.into()),
             ("DBUSER", ROLE.into()),

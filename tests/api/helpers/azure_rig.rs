@@ -73,6 +73,8 @@ impl AzureRig {
             ("IDENTITY_HEADER", self.identity.header_secret()),
             ("AZURE_CLIENT_ID", self.identity.client_id()),
             ("DBHOST", "127.0.0.1"),
+            // On Azure the host's name asks for a token; this local stand-in must say so.
+            ("DATABASE_AUTH", "entra"),
             ("DBPORT", &port),
             ("DBNAME", DATABASE),
             ("DBUSER", ROLE),

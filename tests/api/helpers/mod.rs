@@ -100,6 +100,7 @@ impl PgTestDatabase {
                 std::env::var("TEST_POSTGRES_PASSWORD")
                     .unwrap_or_else(|_| "unused-with-trust-auth".into()),
             )),
+            auth: restaurant_review::config::AuthRule::PasswordGiven,
             ssl_mode: PgSslMode::Prefer,
             ssl_root_cert: None,
             max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
@@ -246,13 +247,15 @@ impl TestApp {
             .expect("POST /add")
     }
 
-    /// Adds a restaurant through the form and returns its id.
+    /// Adds a restaurant through the form and returns its id; the same name twice is added
+    /// twice (the "did you mean…?" question is answered "add it anyway").
     pub async fn create_restaurant(&self, name: &str) -> i64 {
         let response = self
             .post_restaurant_form(&[
                 ("restaurant_name", name),
                 ("street_address", "1 Main Street"),
                 ("description", "A test restaurant."),
+                ("confirm_duplicate", "yes"),
             ])
             .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);

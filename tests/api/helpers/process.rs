@@ -182,6 +182,8 @@ pub async fn add_restaurant(
             ("csrfmiddlewaretoken", token.as_str()),
             ("restaurant_name", name),
             ("description", "Added by a test."),
+            // A name used twice is added twice, not questioned ("did you mean…?").
+            ("confirm_duplicate", "yes"),
         ])
         .send()
         .await
