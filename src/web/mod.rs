@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod error;
+pub mod flash;
 pub mod forms;
 pub mod routes;
 pub mod security;

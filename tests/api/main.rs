@@ -8,6 +8,7 @@
 mod assets;
 mod azure;
 mod binary;
+mod browser;
 mod helpers;
 mod paging;
 mod parsers;
