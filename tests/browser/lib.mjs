@@ -149,6 +149,7 @@ class FlowContext {
     if (this.viewport === "phone") {
       await page.setViewportSize({ width: 320, height: 640 });
       await assertNoHorizontalScroll(page, `${name} at 320 px`);
+      if (KEEP_SCREENSHOTS) await this.screenshot(page, `${name}-320`);
       await page.setViewportSize(this.size);
     }
     const first = await page.evaluate(() => {
@@ -156,11 +157,13 @@ class FlowContext {
       return focusable && focusable.textContent.trim();
     });
     assert.equal(first, "Skip to content", `${name}: the skip link is the first focusable element`);
-    if (KEEP_SCREENSHOTS) {
-      const file = path.join(ARTEFACTS, "pages", `${FLOW}-${this.viewport}-${name.replace(/[^a-z0-9]+/gi, "-")}.png`);
-      mkdirSync(path.dirname(file), { recursive: true });
-      await page.screenshot({ path: file, fullPage: true });
-    }
+    if (KEEP_SCREENSHOTS) await this.screenshot(page, name);
+  }
+
+  async screenshot(page, name) {
+    const file = path.join(ARTEFACTS, "pages", `${FLOW}-${this.viewport}-${name.replace(/[^a-z0-9]+/gi, "-")}.png`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    await page.screenshot({ path: file, fullPage: true });
   }
 }
 

@@ -30,6 +30,7 @@ await run(async (ctx) => {
     // Folded away behind the menu button until it is opened.
     assert.equal(await current.count(), 0, "the links are folded into the menu on a phone");
     await page.click("summary.site-menu-toggle");
+    await ctx.checkPage(page, "index-menu-open");
   }
   assert.equal(await current.count(), 1);
   assert.equal((await current.textContent()).trim(), "Restaurants");
@@ -46,6 +47,7 @@ await run(async (ctx) => {
   await page.keyboard.press("Tab");
   assert.equal(await page.evaluate(() => document.activeElement.textContent.trim()), "Skip to content");
   assert.ok(await page.locator(".skip-link").isVisible(), "the focused skip link is visible");
+  if (process.env.BROWSER_SCREENSHOTS === "1") await ctx.screenshot(page, "skip-link-focused");
   await page.keyboard.press("Enter");
   assert.equal(await page.evaluate(() => document.activeElement.id), "content");
 
