@@ -10,6 +10,7 @@ mod azure;
 mod binary;
 mod browser;
 mod helpers;
+mod pages;
 mod paging;
 mod parsers;
 mod photo_memory;
