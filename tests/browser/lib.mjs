@@ -140,7 +140,8 @@ class FlowContext {
   }
 
   // What every page visited must satisfy: no console errors or CSP violations so far, no
-  // horizontal scrolling (at this size and, on a phone, at 320 px too), a skip link first.
+  // horizontal scrolling (at this size, and at 320 px on a phone, 1440 px on a desktop), the skip
+  // link first.
   async checkPage(page, name) {
     this.pagesChecked += 1;
     await page.waitForLoadState("load");
@@ -150,6 +151,10 @@ class FlowContext {
       await page.setViewportSize({ width: 320, height: 640 });
       await assertNoHorizontalScroll(page, `${name} at 320 px`);
       if (KEEP_SCREENSHOTS) await this.screenshot(page, `${name}-320`);
+      await page.setViewportSize(this.size);
+    } else {
+      await page.setViewportSize({ width: 1440, height: 900 });
+      await assertNoHorizontalScroll(page, `${name} at 1440 px`);
       await page.setViewportSize(this.size);
     }
     const first = await page.evaluate(() => {
