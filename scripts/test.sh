@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs Azurite, runs the deployment checks (installing
-# ShellCheck, hadolint and the Azure CLI for its argument parser), then formatting, lints, and
-# every unit and integration test against SQLite, the real PostgreSQL, throwaway PostgreSQL
-# clusters and Azurite.
+# The whole test suite, as CI runs it: installs Azurite, playwright-core and Chromium, runs the
+# deployment checks (installing ShellCheck, hadolint and the Azure CLI for its argument parser),
+# then formatting, lints, and every unit and integration test against SQLite, the real PostgreSQL, throwaway PostgreSQL
+# clusters, Azurite and headless Chromium (tests/api/browser.rs).
 #
 # PostgreSQL: tests use TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres)
 # and create a fresh database per test. If none answers, this script tries to start the local
@@ -38,15 +38,33 @@ else
   echo "PostgreSQL is not reachable; the PostgreSQL tests will be skipped"
 fi
 
-step "npm ci (Azurite, the Azure Storage emulator, pinned in package.json)"
+step "npm ci (Azurite, the Azure Storage emulator, and playwright-core, the browser driver; pinned in package.json)"
 if command -v npm >/dev/null 2>&1; then
   npm ci --no-audit --no-fund --loglevel=error
 elif [ "${CI:-}" = "true" ]; then
-  echo "npm is required in CI to install Azurite" >&2
+  echo "npm is required in CI to install Azurite and playwright-core" >&2
   exit 1
 else
-  echo "npm not found; the Blob Storage tests will be skipped"
+  echo "npm not found; the Blob Storage and browser tests will be skipped"
 fi
+
+step "Chromium (the browser tests drive Debian's chromium headless)"
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium (apt-get) ..."
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; } || true
+fi
+if [ -x "$CHROMIUM" ]; then
+  "$CHROMIUM" --version 2>/dev/null || echo "Chromium at $CHROMIUM"
+elif [ "${CI:-}" = "true" ]; then
+  echo "Chromium is required in CI for the browser tests (apt-get install chromium, or set CHROMIUM)" >&2
+  exit 1
+else
+  echo "Chromium not found at $CHROMIUM; the browser tests will be skipped (apt-get install chromium, or set CHROMIUM)"
+fi
+export CHROMIUM
 
 step "deployment checks (shellcheck, hadolint, deploy/azure.sh against a stub az, every az flag against the real CLI)"
 bash deploy/test/run.sh

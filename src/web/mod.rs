@@ -3,6 +3,7 @@
 pub mod assets;
 pub mod drain;
 pub mod error;
+pub mod flash;
 pub mod forms;
 pub mod routes;
 pub mod security;

@@ -123,7 +123,7 @@ pub async fn enforce_allowed_hosts(
     next.run(request).await
 }
 
-fn is_https(headers: &HeaderMap) -> bool {
+pub(super) fn is_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())

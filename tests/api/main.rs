@@ -8,8 +8,10 @@
 mod assets;
 mod azure;
 mod binary;
+mod browser;
 mod database_auth;
 mod helpers;
+mod pages;
 mod paging;
 mod parsers;
 mod photo_memory;

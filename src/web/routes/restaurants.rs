@@ -20,6 +20,7 @@ use crate::photos::processing::human_bytes;
 use crate::reviews::ReviewFormState;
 use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::flash::{self, Flash};
 use crate::web::forms::parse_urlencoded;
 use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
 use crate::web::view::{
@@ -99,6 +100,8 @@ struct DetailsPage<'a> {
     reviews: Vec<ReviewView>,
     pager: Pager,
     form: ReviewFormView,
+    /// A one-off message after a redirect ("Review added"), shown above the restaurant.
+    flash: Option<&'static str>,
 }
 
 /// What templates/review_form.html shows, for the details page and the form-only page alike.
@@ -123,7 +126,7 @@ impl ReviewFormView {
             errors: form.errors,
             open,
             message: form.message,
-            rating_choices: [5, 4, 3, 2, 1],
+            rating_choices: [1, 2, 3, 4, 5],
             max_photo_bytes,
             max_photo_label: human_bytes(max_photo_bytes),
         }
@@ -243,7 +246,11 @@ pub async fn add_restaurant(
             }
             let id = app.db.create_restaurant(&new).await?;
             tracing::info!(restaurant = id.get(), "restaurant added");
-            Ok(Redirect::to(&format!("/{id}/")).into_response())
+            Ok(flash::redirect(
+                &headers,
+                &format!("/{id}/"),
+                Flash::RestaurantAdded,
+            ))
         }
         Err(errors) => refused(input, errors, StatusCode::UNPROCESSABLE_ENTITY),
     }
@@ -254,11 +261,20 @@ pub async fn details(
     Extension(csrf): Extension<CsrfToken>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
     let at = requested_position(query.as_deref());
     let number = shown_number(at, query);
-    render_details(&app, id, at, number, &csrf, None, StatusCode::OK).await
+    let mut page = details_page(&app, id, at, number, &csrf, None).await?;
+    let Some(shown) = Flash::from_request(&headers) else {
+        return html(StatusCode::OK, &page);
+    };
+    page.flash = Some(shown.message());
+    Ok(flash::shown(
+        html(StatusCode::OK, &page)?,
+        &format!("/{id}/"),
+    ))
 }
 
 /// `/<id>` without the slash: send browsers to the canonical `/<id>/`, as Django does.
@@ -267,7 +283,6 @@ pub async fn details_without_slash(Path(id): Path<String>) -> Result<Response, A
     Ok(Redirect::permanent(&format!("/{id}/")).into_response())
 }
 
-/// The details page, with the review form open and filled in when `form` is a refused one.
 /// The details page at `at` (shown as page `number`), in one database round trip, with the
 /// review form open and filled in when `form` is a refused one.
 pub(super) async fn render_details(
@@ -279,6 +294,20 @@ pub(super) async fn render_details(
     form: Option<ReviewFormState>,
     status: StatusCode,
 ) -> Result<Response, AppError> {
+    html(
+        status,
+        &details_page(app, id, at, number, csrf, form).await?,
+    )
+}
+
+async fn details_page<'a>(
+    app: &AppState,
+    id: RestaurantId,
+    at: PageAt,
+    number: u32,
+    csrf: &'a CsrfToken,
+    form: Option<ReviewFormState>,
+) -> Result<DetailsPage<'a>, AppError> {
     let mut number = number;
     let (restaurant, mut rows) = app
         .db
@@ -308,6 +337,7 @@ pub(super) async fn render_details(
         reviews,
         pager,
         form: ReviewFormView::new(app, form),
+        flash: None,
     };
-    html(status, &page)
+    Ok(page)
 }

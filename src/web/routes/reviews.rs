@@ -7,7 +7,7 @@ use axum::Extension;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 
 use super::html;
 use super::restaurants::{ReviewFormView, render_details};
@@ -17,6 +17,7 @@ use crate::forms::field;
 use crate::reviews::Refusal;
 use crate::web::AppState;
 use crate::web::error::{AppError, refusal_status};
+use crate::web::flash::{self, Flash};
 use crate::web::forms::{ReadFailure, read_review};
 use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
 
@@ -56,7 +57,12 @@ pub async fn add_review(
         Err(ReadFailure::Refused(refusal)) => Err(refusal),
     };
     match outcome {
-        Ok(review_id) => Ok(Redirect::to(&format!("/{id}/#review-{review_id}")).into_response()),
+        // To the restaurant's top, where the message and the new average show.
+        Ok(_) => Ok(flash::redirect(
+            &headers,
+            &format!("/{id}/"),
+            Flash::ReviewAdded,
+        )),
         Err(refusal) => render_refused(&app, id, &csrf, refusal).await,
     }
 }
