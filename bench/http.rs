@@ -70,7 +70,10 @@ impl Settings {
             .unwrap_or_else(|| "100x20,10000x100,100000x10".to_owned())
             .split(',')
             .map(|size| {
-                let (r, v) = size.trim().split_once('x').expect("BENCH_SIZES: like 100x20");
+                let (r, v) = size
+                    .trim()
+                    .split_once('x')
+                    .expect("BENCH_SIZES: like 100x20");
                 Size {
                     restaurants: r.parse().expect("BENCH_SIZES: restaurants"),
                     reviews_each: v.parse().expect("BENCH_SIZES: reviews"),
@@ -88,7 +91,8 @@ impl Settings {
             .collect();
         Self {
             seconds: var("BENCH_SECONDS").map_or(5, |s| s.parse().expect("BENCH_SECONDS")),
-            connections: var("BENCH_CONNECTIONS").map_or(32, |s| s.parse().expect("BENCH_CONNECTIONS")),
+            connections: var("BENCH_CONNECTIONS")
+                .map_or(32, |s| s.parse().expect("BENCH_CONNECTIONS")),
             sizes,
             backends,
             admin_url: var("TEST_POSTGRES_URL")
@@ -134,7 +138,7 @@ fn thousands(n: i64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -243,7 +247,13 @@ fn pgbench(database_url: &str, floor: &Floor, settings: &Settings, scratch: &Pat
     // Each log line: client, transaction, latency in µs, script, epoch s, µs.
     let mut latencies: Vec<Duration> = std::fs::read_dir(&logs)
         .unwrap()
-        .flat_map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|entry| {
+            std::fs::read_to_string(entry.unwrap().path())
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
         .filter_map(|line| line.split_whitespace().nth(2)?.parse::<u64>().ok())
         .map(Duration::from_micros)
         .collect();
@@ -453,7 +463,12 @@ impl App {
 
 /// The hashed URL of the stylesheet, read off the page as a browser would.
 async fn stylesheet_path(base: &str) -> String {
-    let html = reqwest::get(format!("{base}/")).await.unwrap().text().await.unwrap();
+    let html = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let start = html.find("/static/app.").expect("app.css link on the page");
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
@@ -542,7 +557,10 @@ async fn bench_one(backend: Backend, size: Size, settings: &Settings) -> Option<
         Backend::Postgres => {
             let admin = PgConnectOptions::from_str(&settings.admin_url).unwrap();
             let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await else {
-                println!("[postgres] skipped: no PostgreSQL at {}", settings.admin_url);
+                println!(
+                    "[postgres] skipped: no PostgreSQL at {}",
+                    settings.admin_url
+                );
                 return None;
             };
             conn.execute(sqlx::AssertSqlSafe(format!(
@@ -550,9 +568,11 @@ async fn bench_one(backend: Backend, size: Size, settings: &Settings) -> Option<
             )))
             .await
             .unwrap();
-            conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database_name}")))
-                .await
-                .unwrap();
+            conn.execute(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {database_name}"
+            )))
+            .await
+            .unwrap();
             let options = admin.clone().database(&database_name);
             let url = format!(
                 "postgres://{}:unused-with-trust-auth@{}:{}/{database_name}?sslmode=disable",
@@ -718,7 +738,8 @@ fn targets(runs: &[Run]) {
                 ("/<id>/ first page", "/<id>/ first page"),
                 ("/<id>/ last page", "/<id>/ first page"),
             ] {
-                let (Some((load, _)), Some((base, _))) = (run.load(route), small.load(baseline)) else {
+                let (Some((load, _)), Some((base, _))) = (run.load(route), small.load(baseline))
+                else {
                     continue;
                 };
                 // "Within 1.3× of the first page at 100 × 20": time per page, so throughput.

@@ -70,15 +70,6 @@ await run(async (ctx) => {
   assert.match(await plain.locator("main").textContent(), /too big/i);
   assert.equal(await page.locator("article").count(), 0, "nothing stored");
 
-  // TODO(issue 10, point 3, branch issue10-server): the server keeps the typed fields in its
-  // 413 page. Until that branch is merged this part fails and is reported as pending, not as
-  // a failure of this flow.
   ctx.begin("the 413 page keeps the typed fields");
-  try {
-    await assertTypedFieldsKept(plain);
-    console.log(`ok   the 413 page keeps the typed fields (${ctx.viewport})`);
-  } catch (error) {
-    if (process.env.BROWSER_REQUIRE_413_FIELDS === "1") throw error;
-    console.log(`TODO the 413 page does not keep the typed fields yet (${ctx.viewport}): ${error.message.split("\n")[0]}`);
-  }
+  await assertTypedFieldsKept(plain);
 });
