@@ -48,6 +48,13 @@ pub static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
             "search and sorts",
             include_str!("../../migrations/postgres/20261210000001_search_and_sorts.sql"),
         ),
+        (
+            20261215000001,
+            "restaurant total per statement",
+            include_str!(
+                "../../migrations/postgres/20261215000001_restaurant_total_per_statement.sql"
+            ),
+        ),
     ])
 });
 static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {

@@ -5,6 +5,8 @@
 use rstest::rstest;
 use rstest_reuse::apply;
 
+use restaurant_review::db::Database;
+
 use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp};
 
@@ -208,4 +210,35 @@ async fn reviews_are_paged_newest_first_by_keyset(#[case] backend: Backend) {
     let prev = link(&last, "prev").unwrap();
     let (_, back) = app.get_text(&prev).await;
     assert_eq!(review_ids_on(&back), review_ids_on(&second));
+}
+
+#[apply(both_backends)]
+async fn restaurants_inserted_and_deleted_in_bulk_are_counted_by_the_pager(
+    #[case] backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    // One statement each, as an import or a cleanup would: the total is kept per statement on
+    // PostgreSQL, per row on SQLite.
+    let insert = "INSERT INTO restaurant (name, street_address, description) \
+                  SELECT 'Imported ' || n, n || ' Main Street', 'Imported.' FROM (\
+                      WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 45) \
+                      SELECT n FROM seq) s";
+    let delete = "DELETE FROM restaurant WHERE name IN ('Imported 1', 'Imported 2', 'Imported 3')";
+    for sql in [insert, delete] {
+        match &app.db {
+            Database::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Database::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    assert_eq!(app.restaurant_count().await, 42);
+    let (_, first) = app.get_text("/").await;
+    assert!(
+        first.contains("Page 1 of 3"),
+        "42 restaurants in pages of 20"
+    );
+    let (_, last) = app.get_text("/?page=3").await;
+    assert_eq!(names_on(&last).len(), 2);
 }
