@@ -10,7 +10,6 @@
 use std::io::Cursor;
 
 use bytes::Bytes;
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
 use image::error::LimitErrorKind;
@@ -435,9 +434,23 @@ fn encode(image: &DynamicImage, format: PhotoFormat) -> Result<Bytes, PhotoError
     let mut out = Vec::new();
     let result = match format {
         PhotoFormat::Jpeg => {
-            // JPEG has no alpha channel; flatten to RGB.
-            let rgb = DynamicImage::ImageRgb8(image.to_rgb8());
-            rgb.write_with_encoder(JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY))
+            // JPEG has no alpha channel; flatten to RGB. Both sides are at most DISPLAY_EDGE.
+            let rgb = image.to_rgb8();
+            let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height()))
+            else {
+                return Err(PhotoError::Internal);
+            };
+            let encoded = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY).encode(
+                rgb.as_raw(),
+                width,
+                height,
+                jpeg_encoder::ColorType::Rgb,
+            );
+            if let Err(error) = encoded {
+                tracing::error!(error = %error, "re-encoding a photo failed");
+                return Err(PhotoError::Internal);
+            }
+            Ok(())
         }
         PhotoFormat::Png => image.write_with_encoder(PngEncoder::new(&mut out)),
         PhotoFormat::Webp => {
@@ -460,6 +473,7 @@ fn encode(image: &DynamicImage, format: PhotoFormat) -> Result<Bytes, PhotoError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::codecs::jpeg::JpegEncoder;
     use image::{Rgb, RgbImage};
     use std::time::Duration;
 
