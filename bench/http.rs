@@ -172,6 +172,15 @@ fn wrk_duration(text: &str) -> Duration {
     Duration::from_secs_f64(number.parse::<f64>().expect("wrk latency") * scale)
 }
 
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
 fn wrk(url: &str, settings: &Settings) -> Load {
     let output = Command::new("wrk")
         .args(["-t2", &format!("-c{}", settings.connections)])
@@ -774,7 +783,32 @@ fn targets(runs: &[Run]) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let settings = Settings::from_env();
+    let mut settings = Settings::from_env();
+    // `cargo test --all-targets` (the suite) runs this binary too, without `--bench`: then a
+    // smoke run, one small size with one-second loads, checks that the benchmark still works
+    // without spending the suite's time (the full run takes 20 minutes).
+    if !std::env::args().any(|arg| arg == "--bench") {
+        if !installed("wrk") {
+            println!(
+                "benchmark skipped under cargo test: no wrk (bash scripts/bench.sh installs it)"
+            );
+            return;
+        }
+        if !installed("pgbench") {
+            println!("PostgreSQL left out of the smoke run: no pgbench");
+            settings
+                .backends
+                .retain(|backend| *backend == Backend::Sqlite);
+        }
+        println!(
+            "smoke run under cargo test (the figures of a debug build mean nothing): `bash scripts/bench.sh` runs the benchmark"
+        );
+        settings.sizes = vec![Size {
+            restaurants: 100,
+            reviews_each: 20,
+        }];
+        settings.seconds = 1;
+    }
     println!(
         "wrk -t2 -c{} -d{}s per route; floors at the same concurrency; {} cores",
         settings.connections,

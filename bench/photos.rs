@@ -163,6 +163,13 @@ async fn concurrent_uploads(photo: &[u8]) {
 }
 
 fn main() {
+    // Under `cargo test --all-targets` (no `--bench`), one iteration: a smoke run.
+    let iterations = if std::env::args().any(|arg| arg == "--bench") {
+        ITERATIONS
+    } else {
+        println!("smoke run under cargo test: `cargo bench --bench photos` measures");
+        1
+    };
     let photo = camera_jpeg();
     let limits = PhotoLimits::new(16 << 20);
     println!(
@@ -171,7 +178,7 @@ fn main() {
         inspect(&photo, &limits).unwrap().memory >> 20
     );
     let (mut reduced, mut full) = (Vec::new(), Vec::new());
-    for _ in 0..ITERATIONS {
+    for _ in 0..iterations {
         let started = Instant::now();
         process(&photo, &limits).unwrap();
         reduced.push(started.elapsed());
@@ -181,7 +188,7 @@ fn main() {
     }
     let (reduced, full) = (median(reduced), median(full));
     println!(
-        "process, median of {ITERATIONS}: full-size decode (before) {}, DCT-scaled decode (after) {}: {:.2}× faster",
+        "process, median of {iterations}: full-size decode (before) {}, DCT-scaled decode (after) {}: {:.2}× faster",
         ms(full),
         ms(reduced),
         full.as_secs_f64() / reduced.as_secs_f64()
