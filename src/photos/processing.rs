@@ -12,7 +12,7 @@ use std::io::Cursor;
 use bytes::Bytes;
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
-use image::error::LimitErrorKind;
+use image::error::{EncodingError, LimitError, LimitErrorKind};
 use image::imageops::FilterType;
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
@@ -430,28 +430,25 @@ fn classify(error: ImageError, limits: &PhotoLimits) -> PhotoError {
     }
 }
 
+/// JPEG has no alpha channel: flattened to RGB, then encoded by jpeg-encoder (see Cargo.toml).
+/// Its errors come back as image's, so that [`encode`] reports every format's failure alike.
+fn encode_jpeg(image: &DynamicImage, out: &mut Vec<u8>) -> Result<(), ImageError> {
+    let rgb = image.to_rgb8();
+    // Both sides are at most DISPLAY_EDGE; jpeg-encoder takes u16.
+    let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height())) else {
+        return Err(ImageError::Limits(LimitError::from_kind(
+            LimitErrorKind::DimensionError,
+        )));
+    };
+    jpeg_encoder::Encoder::new(out, JPEG_QUALITY)
+        .encode(rgb.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
+        .map_err(|error| ImageError::Encoding(EncodingError::new(ImageFormat::Jpeg.into(), error)))
+}
+
 fn encode(image: &DynamicImage, format: PhotoFormat) -> Result<Bytes, PhotoError> {
     let mut out = Vec::new();
     let result = match format {
-        PhotoFormat::Jpeg => {
-            // JPEG has no alpha channel; flatten to RGB. Both sides are at most DISPLAY_EDGE.
-            let rgb = image.to_rgb8();
-            let (Ok(width), Ok(height)) = (u16::try_from(rgb.width()), u16::try_from(rgb.height()))
-            else {
-                return Err(PhotoError::Internal);
-            };
-            let encoded = jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY).encode(
-                rgb.as_raw(),
-                width,
-                height,
-                jpeg_encoder::ColorType::Rgb,
-            );
-            if let Err(error) = encoded {
-                tracing::error!(error = %error, "re-encoding a photo failed");
-                return Err(PhotoError::Internal);
-            }
-            Ok(())
-        }
+        PhotoFormat::Jpeg => encode_jpeg(image, &mut out),
         PhotoFormat::Png => image.write_with_encoder(PngEncoder::new(&mut out)),
         PhotoFormat::Webp => {
             // The WebP encoder takes 8-bit RGB(A) only.

@@ -5,8 +5,6 @@
 use rstest::rstest;
 use rstest_reuse::apply;
 
-use restaurant_review::db::Database;
-
 use crate::helpers::both_backends;
 use crate::helpers::{Backend, TestApp};
 
@@ -226,13 +224,8 @@ async fn restaurants_inserted_and_deleted_in_bulk_are_counted_by_the_pager(
                       WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 45) \
                       SELECT n FROM seq) s";
     let delete = "DELETE FROM restaurant WHERE name IN ('Imported 1', 'Imported 2', 'Imported 3')";
-    for sql in [insert, delete] {
-        match &app.db {
-            Database::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-            Database::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
+    app.execute(insert).await;
+    app.execute(delete).await;
     assert_eq!(app.restaurant_count().await, 42);
     let (_, first) = app.get_text("/").await;
     assert!(

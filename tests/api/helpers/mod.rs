@@ -306,6 +306,15 @@ impl TestApp {
     }
 
     /// Runs a `SELECT COUNT(*)` on the app's pool (the same SQL on either backend).
+    /// Runs one statement straight against the app's database, as a script or an import would.
+    pub async fn execute(&self, sql: &'static str) {
+        match &self.db {
+            Database::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Database::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     async fn count(&self, sql: &'static str) -> i64 {
         match &self.db {
             Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
