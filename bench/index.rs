@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use restaurant_review::config::{DatabaseSettings, PostgresSettings, Settings};
+use restaurant_review::db::sql::Statement;
 use restaurant_review::db::{Database, PageAt};
 use restaurant_review::startup::Application;
 use sqlx::Connection;
@@ -22,7 +23,7 @@ const REVIEWS_PER_RESTAURANT: i64 = 10;
 const ITERATIONS: usize = 40;
 
 /// The sample's index query: every request aggregates all reviews.
-const AGGREGATE_PER_REQUEST: &str = "SELECT r.id, r.name, COUNT(v.id) AS review_count, AVG(v.rating) AS avg_rating \
+const AGGREGATE_PER_REQUEST: &str = "SELECT r.id, r.name, COUNT(v.id) AS review_count, CAST(AVG(v.rating) AS DOUBLE PRECISION) AS avg_rating \
      FROM restaurant r LEFT JOIN review v ON v.restaurant_id = r.id \
      GROUP BY r.id, r.name ORDER BY r.name, r.id LIMIT 20";
 
@@ -69,55 +70,38 @@ fn ms(d: Duration) -> String {
 }
 
 async fn seed(db: &Database) {
-    match db {
-        Database::Postgres(pool) => {
-            for sql in SEED_POSTGRES {
-                sqlx::query(*sql)
-                    .execute(pool)
-                    .await
-                    .expect("seeding PostgreSQL");
-            }
-        }
-        Database::Sqlite(pool) => {
-            for sql in SEED_SQLITE {
-                sqlx::query(*sql)
-                    .execute(pool)
-                    .await
-                    .expect("seeding SQLite");
-            }
-        }
+    let seed: &[&'static str] = match db {
+        Database::Postgres(_) => SEED_POSTGRES,
+        Database::Sqlite(_) => SEED_SQLITE,
+    };
+    for sql in seed {
+        db.write(&[Statement::new(sql, &[])])
+            .await
+            .expect("seeding the database");
     }
     db.refresh_sort_keys().await.expect("making sort keys");
-    assert_eq!(count(db, "restaurant").await, RESTAURANTS);
     assert_eq!(
-        count(db, "review").await,
+        count(db, "SELECT COUNT(*) FROM restaurant").await,
+        RESTAURANTS
+    );
+    assert_eq!(
+        count(db, "SELECT COUNT(*) FROM review").await,
         RESTAURANTS * REVIEWS_PER_RESTAURANT
     );
 }
 
-/// Rows in `table`, to check the seed.
-async fn count(db: &Database, table: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
-    match db {
-        Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-    }
-    .expect("counting rows")
+/// Rows `sql` counts, to check the seed.
+async fn count(db: &Database, sql: &'static str) -> i64 {
+    let (count,): (i64,) = db.fetch_one(sql, &[]).await.expect("counting rows");
+    count
 }
 
 async fn aggregate_per_request(db: &Database) -> usize {
-    match db {
-        Database::Postgres(pool) => sqlx::query(AGGREGATE_PER_REQUEST)
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .len(),
-        Database::Sqlite(pool) => sqlx::query(AGGREGATE_PER_REQUEST)
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .len(),
-    }
+    let rows: Vec<(i64, String, Option<f64>, i64)> = db
+        .fetch_all(AGGREGATE_PER_REQUEST, &[])
+        .await
+        .expect("the sample's query");
+    rows.len()
 }
 
 async fn run(label: &str, settings: Settings) {
@@ -221,6 +205,7 @@ async fn main() {
         ssl_mode: PgSslMode::Prefer,
         ssl_root_cert: None,
         max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
+        pool_size: restaurant_review::config::DEFAULT_POOL_SIZE,
     });
     run("postgres", postgres).await;
     sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -114,6 +114,8 @@ pub fn choose_auth(
 }
 
 pub const DEFAULT_MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// The most PostgreSQL connections one instance opens, unless `DB_POOL_SIZE` says otherwise.
+pub const DEFAULT_POOL_SIZE: usize = 10;
 
 #[derive(Debug, Clone)]
 pub enum DatabaseSettings {
@@ -143,6 +145,8 @@ pub struct PostgresSettings {
     pub ssl_root_cert: Option<PathBuf>,
     /// Pool connections older than this are closed and reopened (with a current token).
     pub max_connection_lifetime: Duration,
+    /// The most connections the app opens (`DB_POOL_SIZE`).
+    pub pool_size: usize,
 }
 
 impl std::fmt::Debug for PostgresSettings {
@@ -157,6 +161,7 @@ impl std::fmt::Debug for PostgresSettings {
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_root_cert", &self.ssl_root_cert)
             .field("max_connection_lifetime", &self.max_connection_lifetime)
+            .field("pool_size", &self.pool_size)
             .finish()
     }
 }
@@ -198,6 +203,7 @@ impl PostgresSettings {
             ssl_mode: options.get_ssl_mode(),
             ssl_root_cert: None,
             max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
+            pool_size: DEFAULT_POOL_SIZE,
         })
     }
 
@@ -240,6 +246,7 @@ impl PostgresSettings {
             ssl_mode,
             ssl_root_cert: take("sslrootcert").map(PathBuf::from),
             max_connection_lifetime: DEFAULT_MAX_CONNECTION_LIFETIME,
+            pool_size: DEFAULT_POOL_SIZE,
         })
     }
 }
@@ -320,12 +327,14 @@ pub(super) fn from_vars(vars: &Vars, data_dir: &str) -> Result<DatabaseSettings,
         }
         let mut settings = PostgresSettings::from_url(&url)?;
         settings.max_connection_lifetime = connection_lifetime(vars)?;
+        settings.pool_size = pool_size(vars)?;
         settings.auth = auth_from_vars(vars, &settings, PostgresSource::DatabaseUrl)?;
         return Ok(DatabaseSettings::Postgres(settings));
     }
     if let Some(text) = vars.get("AZURE_POSTGRESQL_CONNECTIONSTRING") {
         let mut settings = PostgresSettings::from_connection_string(&text)?;
         settings.max_connection_lifetime = connection_lifetime(vars)?;
+        settings.pool_size = pool_size(vars)?;
         settings.auth = auth_from_vars(vars, &settings, PostgresSource::ServiceConnector)?;
         return Ok(DatabaseSettings::Postgres(settings));
     }
@@ -372,6 +381,7 @@ pub(super) fn from_vars(vars: &Vars, data_dir: &str) -> Result<DatabaseSettings,
         ssl_mode,
         ssl_root_cert: vars.get("DBSSLROOTCERT").map(PathBuf::from),
         max_connection_lifetime: connection_lifetime(vars)?,
+        pool_size: pool_size(vars)?,
     }))
 }
 
@@ -402,6 +412,25 @@ fn connection_lifetime(vars: &Vars) -> Result<Duration, ConfigError> {
                 invalid(
                     "DB_CONNECTION_MAX_LIFETIME",
                     format!("{text:?} is not a number of seconds"),
+                )
+            }),
+    }
+}
+
+/// `DB_POOL_SIZE`: the most PostgreSQL connections one instance opens (default
+/// [`DEFAULT_POOL_SIZE`]).
+fn pool_size(vars: &Vars) -> Result<usize, ConfigError> {
+    match vars.get("DB_POOL_SIZE") {
+        None => Ok(DEFAULT_POOL_SIZE),
+        Some(text) => text
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                invalid(
+                    "DB_POOL_SIZE",
+                    format!("{text:?} is not a number of connections from 1 to 1000"),
                 )
             }),
     }

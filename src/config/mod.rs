@@ -16,8 +16,8 @@ use std::path::PathBuf;
 pub use blob::{BlobSettings, PhotoSettings, PhotoUrlMode};
 pub use database::{
     AZURE_POSTGRES_DOMAIN, AZURE_POSTGRES_DOMAINS, AuthRule, DATABASE_AUTH,
-    DEFAULT_MAX_CONNECTION_LIFETIME, DatabaseSettings, PostgresSettings, PostgresSource,
-    choose_auth, is_azure_postgres_host, postgres_host,
+    DEFAULT_MAX_CONNECTION_LIFETIME, DEFAULT_POOL_SIZE, DatabaseSettings, PostgresSettings,
+    PostgresSource, choose_auth, is_azure_postgres_host, postgres_host,
 };
 pub use http::{DEFAULT_MAX_PHOTO_BYTES, DEFAULT_PHOTO_MEMORY_LIMIT, HttpSettings};
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).

@@ -1,15 +1,24 @@
 //! Persistence for restaurants and reviews on SQLite (the zero-setup default) or PostgreSQL:
-//! pools, sign-in with rotating tokens, migrations and errors here; the queries in [`queries`].
+//! pools, sign-in with rotating tokens, migrations and errors here; the queries in [`queries`]
+//! and [`paging`], each written once for both backends through [`sql`] and [`exec`].
 //!
-//! Each query is written once and compiled for both drivers by `on_conn!`: sqlx's query
-//! builders are generic over the database, and both accept `$N` placeholders and `RETURNING`.
+//! Two drivers, each for what it does best: sqlx for SQLite (and to run PostgreSQL's
+//! migrations, whose bookkeeping deployed databases already have), tokio-postgres with a
+//! deadpool pool for PostgreSQL while serving (one round trip a page, dead connections
+//! noticed without a ping: see [`postgres`]).
 
+mod exec;
+mod page_numbers;
 mod paging;
+pub mod postgres;
 mod queries;
 mod search_key;
 mod sort_key;
+pub mod sql;
 
+pub use exec::Tx;
 pub use paging::{Backend, PageAt, RestaurantFilter, Sort, details_page_sql, restaurant_page_sql};
+pub use postgres::{PgPool, PoolStatus};
 pub use queries::{Restaurant, Review};
 pub use search_key::fold;
 
@@ -17,10 +26,10 @@ use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Connection, SqlSafeStr};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 use crate::config::{DatabaseSettings, ExposeSecret, PostgresSettings};
@@ -97,27 +106,28 @@ fn embedded(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
     )
 }
 
-/// How long a request waits for a pool connection before the database counts as unavailable.
+/// How long a request waits for an SQLite pool connection before the database counts as
+/// unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.
-/// sqlx pings on every acquire by default, and also on every release (which cannot be turned
-/// off): two extra round trips around each query, the largest cost of a request in the
-/// benchmark. Under load a connection was used a moment ago, so only the release ping is left;
-/// after a quiet spell (when a restarted server or a dropped connection would go unnoticed) the
-/// first request still checks it.
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("no restaurant with id {0}")]
     RestaurantNotFound(RestaurantId),
     #[error("the database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
+    /// The connection was lost while a write was being committed: it may or may not have
+    /// been applied, so it is not sent again.
+    #[error(
+        "the database connection was lost while committing; the write may or may not have been saved"
+    )]
+    OutcomeUnknown(#[source] BoxError),
     #[error("database query failed")]
-    Query(#[source] sqlx::Error),
+    Query(#[source] BoxError),
     #[error("could not open the database")]
-    Connect(#[source] sqlx::Error),
+    Connect(#[source] BoxError),
     #[error("could not create the data directory {path}")]
     DataDir {
         path: String,
@@ -139,6 +149,30 @@ pub enum DbError {
     Token(#[source] TokenError),
 }
 
+impl DbError {
+    /// Whether the database could not be reached or answer (a 503, and worth trying again),
+    /// rather than a query gone wrong.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            DbError::Unavailable(_) | DbError::OutcomeUnknown(_) | DbError::Token(_)
+        )
+    }
+
+    /// A tokio-postgres error: unavailable when the connection is gone or the server refuses
+    /// sessions; a failed query otherwise.
+    pub(crate) fn from_pg(error: tokio_postgres::Error) -> Self {
+        let refused = error
+            .code()
+            .is_some_and(|code| is_connect_refusal(Some(code.code())));
+        if refused || postgres::is_dead_connection(&error) {
+            DbError::Unavailable(Box::new(error))
+        } else {
+            DbError::Query(Box::new(error))
+        }
+    }
+}
+
 impl From<sqlx::Error> for DbError {
     fn from(error: sqlx::Error) -> Self {
         let refused =
@@ -147,9 +181,9 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => DbError::Unavailable(error),
-            error if refused => DbError::Unavailable(error),
-            other => DbError::Query(other),
+            | sqlx::Error::Tls(_) => DbError::Unavailable(Box::new(error)),
+            error if refused => DbError::Unavailable(Box::new(error)),
+            other => DbError::Query(Box::new(other)),
         }
     }
 }
@@ -159,29 +193,16 @@ impl From<sqlx::Error> for DbError {
 /// session ended by a shutdown, restart or `pg_terminate_backend` (57P01, 57P02: a query in
 /// flight gets this), and the connection-exception class (08).
 fn is_connect_refusal(code: Option<&str>) -> bool {
-    is_refused_login(code)
+    matches!(code, Some("28P01" | "28000"))
         || matches!(code, Some("57P01" | "57P02" | "57P03" | "53300"))
         || code.is_some_and(|c| c.starts_with("08"))
 }
 
-/// Wrong password or expired token.
-fn is_refused_login(code: Option<&str>) -> bool {
-    matches!(code, Some("28P01" | "28000"))
-}
-
-/// A pooled connection. A login refused because the token changed while it was being made is
-/// retried once, with the pool's current options.
-async fn acquire<DB: sqlx::Database>(
-    pool: &sqlx::Pool<DB>,
-) -> Result<sqlx::pool::PoolConnection<DB>, sqlx::Error> {
-    match pool.acquire().await {
-        Err(sqlx::Error::Database(e)) if is_refused_login(e.code().as_deref()) => {
-            tracing::debug!("login refused; retrying once with the current token");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            pool.acquire().await
-        }
-        other => other,
-    }
+/// An SQLite pool connection.
+async fn acquire(
+    pool: &SqlitePool,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+    pool.acquire().await
 }
 
 /// A connection pool for whichever backend is configured.
@@ -191,26 +212,8 @@ pub enum Database {
     Postgres(PgPool),
 }
 
-/// Runs the same body against either backend with one pooled connection; `$conn` is bound to
-/// the concrete `PoolConnection` (use it as `&mut *$conn`).
-macro_rules! on_conn {
-    ($db:expr, $conn:ident => $body:expr) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let mut $conn = acquire(pool).await?;
-                $body
-            }
-            Database::Postgres(pool) => {
-                let mut $conn = acquire(pool).await?;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use on_conn;
-
-/// The connect options for PostgreSQL, built in exactly one place so that a changing password
-/// (a managed-identity token) can be swapped in for new connections.
+/// The connect options for running PostgreSQL's migrations with sqlx, with the password of
+/// the moment (a managed-identity token, or the one given).
 pub fn postgres_connect_options(
     settings: &PostgresSettings,
     password: Option<&str>,
@@ -235,8 +238,8 @@ pub fn postgres_connect_options(
 impl Database {
     /// Opens the configured database (creating the SQLite file on first run) and runs migrations.
     /// PostgreSQL without a password signs in with tokens from `tokens` (whose first token the
-    /// caller has fetched): every new connection uses the current one, open connections are
-    /// left alone.
+    /// caller has fetched): each new connection with the token of the moment; open
+    /// connections are left alone (the server checks a token only at sign-in).
     #[tracing::instrument(name = "db.connect", skip_all, fields(backend))]
     pub async fn connect(
         settings: &DatabaseSettings,
@@ -252,7 +255,7 @@ impl Database {
                     })?;
                 }
                 let options = SqliteConnectOptions::from_str("sqlite:")
-                    .map_err(DbError::Connect)?
+                    .map_err(|e| DbError::Connect(Box::new(e)))?
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -265,54 +268,30 @@ impl Database {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
-                    .map_err(DbError::Connect)?;
+                    .map_err(|e| DbError::Connect(Box::new(e)))?;
                 tracing::info!(path = %path.display(), "using the embedded SQLite database");
+                SQLITE_MIGRATIONS
+                    .run(&pool)
+                    .await
+                    .map_err(DbError::Migrate)?;
                 Database::Sqlite(pool)
             }
             DatabaseSettings::Postgres(pg) => {
                 tracing::Span::current().record("backend", "postgres");
-                let pool_options = PgPoolOptions::new()
-                    .max_connections(10)
-                    .test_before_acquire(false)
-                    .before_acquire(|conn, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for > PING_WHEN_IDLE_FOR {
-                                sqlx::Connection::ping(conn).await?;
-                            }
-                            Ok(true)
-                        })
-                    })
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .max_lifetime(pg.max_connection_lifetime);
-                let pool = match (&pg.password, tokens) {
-                    (None, Some(tokens)) if pg.uses_entra_token() => {
-                        // The caller got the first token already; this is the cached one.
-                        let token = tokens.token().await.map_err(DbError::Token)?;
-                        let pool = pool_options
-                            .connect_with(postgres_connect_options(pg, Some(token.secret())))
-                            .await
-                            .map_err(DbError::Connect)?;
-                        rotate_password_with_tokens(&pool, pg.clone(), tokens);
-                        pool
-                    }
-                    (password, _) => pool_options
-                        .connect_with(postgres_connect_options(
-                            pg,
-                            password.as_ref().map(|p| p.expose_secret()),
-                        ))
-                        .await
-                        .map_err(DbError::Connect)?,
-                };
+                let connector = postgres::Connector::new(pg, tokens)?;
+                // Migrations first, on a connection of their own: the pool's statements are
+                // prepared against the tables they make.
+                migrate_postgres(pg, &connector).await?;
+                let pool = PgPool::open(connector, pg.pool_size).await?;
                 let auth = match (pg.uses_entra_token(), &pg.password) {
                     (true, _) => "Microsoft Entra token",
                     (false, Some(_)) => "password",
                     (false, None) => "no password",
                 };
-                tracing::info!(host = %pg.host, database = %pg.database, user = %pg.user, auth, "using PostgreSQL");
+                tracing::info!(host = %pg.host, database = %pg.database, user = %pg.user, auth, pool_size = pg.pool_size, "using PostgreSQL");
                 Database::Postgres(pool)
             }
         };
-        db.migrate(settings).await?;
         db.refresh_sort_keys().await?;
         db.refresh_search_keys().await?;
         Ok(db)
@@ -327,59 +306,54 @@ impl Database {
         }
     }
 
-    #[tracing::instrument(name = "db.migrate", skip_all)]
-    async fn migrate(&self, settings: &DatabaseSettings) -> Result<(), DbError> {
-        let result = match self {
-            Database::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
-            Database::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
-        };
-        result.map_err(|error| {
-            let denied = matches!(&error, sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501"));
-            match settings {
-                DatabaseSettings::Postgres(pg) if denied => DbError::MigrationPrivileges {
-                    user: pg.user.clone(),
-                    database: pg.database.clone(),
-                    source: error,
-                },
-                _ => DbError::Migrate(error),
-            }
-        })
-    }
-
     /// Answers when the database does; used by `/health`.
     #[tracing::instrument(name = "db.ping", skip_all)]
     pub async fn ping(&self) -> Result<(), DbError> {
-        on_conn!(self, conn => {
-            sqlx::query("SELECT 1").execute(&mut *conn).await?;
-        });
+        let _: Vec<(i32,)> = self.fetch_all("SELECT 1", &[]).await?;
         Ok(())
+    }
+
+    /// The PostgreSQL pool's figures of the moment (`None` on SQLite).
+    pub fn pool_status(&self) -> Option<PoolStatus> {
+        match self {
+            Database::Sqlite(_) => None,
+            Database::Postgres(pool) => Some(pool.status()),
+        }
     }
 
     pub async fn close(&self) {
         match self {
             Database::Sqlite(pool) => pool.close().await,
-            Database::Postgres(pool) => pool.close().await,
+            Database::Postgres(pool) => pool.close(),
         }
     }
 }
 
-/// Keeps the pool's password equal to the current token, so each new connection signs in with
-/// a valid one; open connections are untouched (the server checks tokens only at sign-in).
-fn rotate_password_with_tokens(pool: &PgPool, settings: PostgresSettings, tokens: &TokenSource) {
-    let pool = pool.clone();
-    let mut changes = tokens.subscribe();
-    tokio::spawn(async move {
-        while changes.changed().await.is_ok() {
-            if pool.is_closed() {
-                return;
+/// Runs PostgreSQL's migrations with sqlx on one connection, signed in as the pool would be.
+#[tracing::instrument(name = "db.migrate", skip_all)]
+async fn migrate_postgres(
+    pg: &PostgresSettings,
+    connector: &postgres::Connector,
+) -> Result<(), DbError> {
+    let password = connector.password().await?;
+    let options = postgres_connect_options(pg, password.as_ref().map(|p| p.expose_secret()));
+    let mut connection = PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| DbError::Connect(Box::new(e)))?;
+    let result = POSTGRES_MIGRATIONS.run(&mut connection).await;
+    let _ = connection.close().await;
+    result.map_err(|error| {
+        let denied = matches!(&error, sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501"));
+        if denied {
+            DbError::MigrationPrivileges {
+                user: pg.user.clone(),
+                database: pg.database.clone(),
+                source: error,
             }
-            let token = changes.borrow_and_update().clone();
-            if let Some(token) = token {
-                pool.set_connect_options(postgres_connect_options(&settings, Some(token.secret())));
-                tracing::debug!(expires_on = %token.expires_on, "new PostgreSQL connections use the new token");
-            }
+        } else {
+            DbError::Migrate(error)
         }
-    });
+    })
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use time::OffsetDateTime;
 
 use super::queries::{Restaurant, RestaurantRow, Review, ReviewRow};
 use super::search_key::contains_pattern;
-use super::{Database, DbError, acquire, on_conn};
+use super::sql::Param;
+use super::{Database, DbError};
 use crate::domain::RestaurantId;
 
 /// Where a page of a list starts.
@@ -299,17 +300,11 @@ impl Database {
             None => &statements.plain,
         };
         let (sql, cursor) = queries.pick(at, per_page);
-        let rows: Vec<TotalAndRestaurant> = on_conn!(self, conn => {
-            let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(cursor)
-                .bind(i64::from(per_page));
-            match &pattern {
-                Some(pattern) => query.bind(pattern.as_str()),
-                None => query,
-            }
-            .fetch_all(&mut *conn)
-            .await?
-        });
+        let mut params: Vec<Param> = vec![cursor.into(), i64::from(per_page).into()];
+        if let Some(pattern) = &pattern {
+            params.push(pattern.as_str().into());
+        }
+        let rows: Vec<TotalAndRestaurant> = self.fetch_all(sql, &params).await?;
         let total = rows.first().map_or(0, |row| row.0);
         let mut restaurants: Vec<Restaurant> = rows
             .into_iter()
@@ -335,14 +330,12 @@ impl Database {
         per_page: u32,
     ) -> Result<Option<(Restaurant, Vec<Review>)>, DbError> {
         let (sql, cursor) = DETAILS.pick(at, per_page);
-        let rows: Vec<RestaurantAndReview> = on_conn!(self, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(id.get())
-                .bind(cursor)
-                .bind(i64::from(per_page))
-                .fetch_all(&mut *conn)
-                .await?
-        });
+        let rows: Vec<RestaurantAndReview> = self
+            .fetch_all(
+                sql,
+                &[id.get().into(), cursor.into(), i64::from(per_page).into()],
+            )
+            .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };

@@ -1,9 +1,10 @@
-//! The queries, each written once and compiled for both drivers by `on_conn!`.
+//! The queries, each written once for both backends (see [`super::sql`]).
 
 use time::OffsetDateTime;
 
 use super::search_key::fold;
-use super::{Database, DbError, acquire, on_conn, sort_key};
+use super::sql::{Param, Statement};
+use super::{Database, DbError, sort_key};
 use crate::domain::{NewRestaurant, NewReview, RatingSummary, RestaurantId};
 use crate::photos::PhotoName;
 
@@ -12,31 +13,31 @@ impl Database {
     pub async fn create_restaurant(&self, new: &NewRestaurant) -> Result<RestaurantId, DbError> {
         // SQLite has no Unicode collation: the name's sort key is stored beside it. Both store
         // the folded name that search and the duplicate check match on.
-        let (sql, key) = match self {
-            Database::Sqlite(_) => (
+        let folded = fold(new.name.as_str());
+        let key;
+        let mut params: Vec<Param> = vec![
+            new.name.as_str().into(),
+            new.street_address.as_str().into(),
+            new.description.as_str().into(),
+            folded.as_str().into(),
+        ];
+        let sql = match self {
+            Database::Sqlite(_) => {
+                key = sort_key::name_key(new.name.as_str());
+                params.push(key.as_slice().into());
                 "INSERT INTO restaurant (name, street_address, description, name_search, name_key) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                Some(sort_key::name_key(new.name.as_str())),
-            ),
-            Database::Postgres(_) => (
-                "INSERT INTO restaurant (name, street_address, description, name_search) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-                None,
-            ),
-        };
-        let id: i64 = on_conn!(self, conn => {
-            let query = sqlx::query_scalar(sql)
-                .bind(new.name.as_str())
-                .bind(new.street_address.as_str())
-                .bind(new.description.as_str())
-                .bind(fold(new.name.as_str()));
-            match &key {
-                Some(key) => query.bind(key.as_slice()),
-                None => query,
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id"
             }
-            .fetch_one(&mut *conn)
-            .await?
-        });
+            Database::Postgres(_) => {
+                "INSERT INTO restaurant (name, street_address, description, name_search) \
+                 VALUES ($1, $2, $3, $4) RETURNING id"
+            }
+        };
+        let written = self.write(&[Statement::returning_id(sql, &params)]).await?;
+        let id = written
+            .first()
+            .and_then(|w| w.id)
+            .ok_or_else(|| DbError::Query("the insert returned no id".into()))?;
         Ok(RestaurantId::from_db(id))
     }
 
@@ -47,15 +48,14 @@ impl Database {
         &self,
         new: &NewRestaurant,
     ) -> Result<Vec<Restaurant>, DbError> {
-        let rows: Vec<RestaurantRow> = on_conn!(self, conn => {
-            sqlx::query_as(
+        let folded = fold(new.name.as_str());
+        let rows: Vec<RestaurantRow> = self
+            .fetch_all(
                 "SELECT id, name, street_address, description, review_count, rating_sum \
                  FROM restaurant WHERE name_search = $1 ORDER BY id LIMIT 100",
+                &[folded.as_str().into()],
             )
-            .bind(fold(new.name.as_str()))
-            .fetch_all(&mut *conn)
-            .await?
-        });
+            .await?;
         let address = fold(new.street_address.as_str());
         Ok(rows
             .into_iter()
@@ -66,20 +66,19 @@ impl Database {
 
     #[tracing::instrument(name = "db.restaurant", skip(self), fields(id = id.get()))]
     pub async fn restaurant(&self, id: RestaurantId) -> Result<Option<Restaurant>, DbError> {
-        let row: Option<RestaurantRow> = on_conn!(self, conn => {
-            sqlx::query_as(
+        let row: Option<RestaurantRow> = self
+            .fetch_optional(
                 "SELECT id, name, street_address, description, review_count, rating_sum \
                  FROM restaurant WHERE id = $1",
+                &[id.get().into()],
             )
-            .bind(id.get())
-            .fetch_optional(&mut *conn)
-            .await?
-        });
+            .await?;
         Ok(row.map(Restaurant::from))
     }
 
-    /// Inserts a review and updates the restaurant's running totals in one transaction.
-    /// Fails with [`DbError::RestaurantNotFound`] (and writes nothing) for an unknown restaurant.
+    /// Inserts a review and updates the restaurant's running totals in one transaction (one
+    /// round trip on PostgreSQL). Fails with [`DbError::RestaurantNotFound`] (and writes
+    /// nothing) for an unknown restaurant.
     #[tracing::instrument(name = "db.add_review", skip(self, review, image), fields(id = id.get()))]
     pub async fn add_review(
         &self,
@@ -88,42 +87,40 @@ impl Database {
         image: Option<&PhotoName>,
     ) -> Result<i64, DbError> {
         let rating = i16::from(review.rating.value());
-        let now = OffsetDateTime::now_utc();
-        on_conn!(self, conn => {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            // Updating the parent first also locks it, so concurrent reviews cannot lose an
-            // increment, and tells us whether the restaurant exists.
-            let updated = sqlx::query(
-                "UPDATE restaurant SET review_count = review_count + 1, rating_sum = rating_sum + $1 \
-                 WHERE id = $2",
-            )
-            .bind(rating)
-            .bind(id.get())
-            .execute(&mut *tx)
+        let totals = [rating.into(), id.get().into()];
+        let row = [
+            id.get().into(),
+            review.user_name.as_str().into(),
+            rating.into(),
+            review.review_text.as_str().into(),
+            OffsetDateTime::now_utc().into(),
+            image.map(PhotoName::as_str).into(),
+        ];
+        let written = self
+            .write(&[
+                // The parent first: updating it locks it, so concurrent reviews cannot lose
+                // an increment. No such restaurant: nothing updated, and nothing inserted.
+                Statement::new(
+                    "UPDATE restaurant SET review_count = review_count + 1, rating_sum = rating_sum + $1 \
+                     WHERE id = $2",
+                    &totals,
+                ),
+                Statement::returning_id(
+                    "INSERT INTO review (restaurant_id, user_name, rating, review_text, review_date, image_name) \
+                     SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM restaurant WHERE id = $1) \
+                     RETURNING id",
+                    &row,
+                ),
+            ])
             .await?;
-            if updated.rows_affected() == 0 {
-                return Err(DbError::RestaurantNotFound(id));
-            }
-            let review_id: i64 = sqlx::query_scalar(
-                "INSERT INTO review (restaurant_id, user_name, rating, review_text, review_date, image_name) \
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            )
-            .bind(id.get())
-            .bind(review.user_name.as_str())
-            .bind(rating)
-            .bind(review.review_text.as_str())
-            .bind(now)
-            .bind(image.map(PhotoName::as_str))
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(review_id)
-        })
+        written
+            .get(1)
+            .and_then(|inserted| inserted.id)
+            .ok_or(DbError::RestaurantNotFound(id))
     }
 }
 
-/// `id, name, street_address, description, review_count, rating_sum`: a tuple rather than a
-/// derived row type, so sqlx's proc macros are not needed (they compile both drivers again).
+/// `id, name, street_address, description, review_count, rating_sum`: a tuple, which both drivers read (see [`super::sql::Row`]).
 pub(super) type RestaurantRow = (i64, String, String, String, i64, i64);
 
 /// A stored restaurant with its rating totals.

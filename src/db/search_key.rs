@@ -6,7 +6,7 @@
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
 
-use super::{Database, DbError, acquire, on_conn};
+use super::{Database, DbError};
 
 /// Lower case, compatibility-decomposed (NFKD: "ﬁ" is "fi", "é" is "e" + an accent), without
 /// the combining marks or control characters (PostgreSQL text cannot hold a NUL), and with
@@ -39,22 +39,23 @@ impl Database {
     /// plain SQL), in one transaction; runs at startup.
     #[tracing::instrument(name = "db.refresh_search_keys", skip_all)]
     pub async fn refresh_search_keys(&self) -> Result<(), DbError> {
-        let made = on_conn!(self, conn => {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let rows: Vec<(i64, String)> =
-                sqlx::query_as("SELECT id, name FROM restaurant WHERE name_search IS NULL")
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for (id, name) in &rows {
-                sqlx::query("UPDATE restaurant SET name_search = $1 WHERE id = $2")
-                    .bind(fold(name))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            rows.len()
-        });
+        let mut tx = self.begin().await?;
+        let rows: Vec<(i64, String)> = tx
+            .fetch_all(
+                "SELECT id, name FROM restaurant WHERE name_search IS NULL",
+                &[],
+            )
+            .await?;
+        for (id, name) in &rows {
+            let folded = fold(name);
+            tx.execute(
+                "UPDATE restaurant SET name_search = $1 WHERE id = $2",
+                &[folded.as_str().into(), (*id).into()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        let made = rows.len();
         if made > 0 {
             tracing::info!(restaurants = made, "made the names' search keys");
         }

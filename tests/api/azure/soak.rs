@@ -825,35 +825,34 @@ async fn mixed_traffic_survives_every_fault_in_turn_and_every_invariant_holds() 
     assert!(!output.contains(rig.identity.header_secret()));
 }
 
-/// Found by the soak: a query in flight when PostgreSQL shuts down (restart, failover,
+/// Found by the soak: a statement in flight when PostgreSQL shuts down (restart, failover,
 /// `pg_terminate_backend`) ends with SQLSTATE 57P01, which must read as "unavailable" (503, form
-/// kept), not as a failed query (500).
+/// kept), not as a failed query (500). A statement inside a transaction is not retried, so the
+/// error reaches the caller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_cut_off_by_a_server_shutdown_counts_as_unavailable() {
-    use restaurant_review::db::{Database, DbError};
     let Some(app) = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await else {
         return;
     };
-    let Database::Postgres(pool) = &app.db else {
-        unreachable!("a PostgreSQL app")
-    };
     let victim = {
-        let pool = pool.clone();
+        let db = app.db.clone();
         tokio::spawn(async move {
-            sqlx::query("SELECT pg_sleep(30), 'soak-victim'")
-                .execute(&pool)
+            let mut tx = db.begin().await.expect("a transaction");
+            tx.fetch_all::<(String,)>("SELECT pg_sleep(30)::text, 'soak-victim'", &[])
                 .await
         })
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let ended: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE query LIKE '%''soak-victim''%' AND pid <> pg_backend_pid()) AS ended",
-        )
-        .fetch_one(pool)
-        .await
-        .unwrap();
+        let (ended,): (i64,) = app
+            .db
+            .fetch_one(
+                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE query LIKE '%''soak-victim''%' AND pid <> pg_backend_pid()) AS ended",
+                &[],
+            )
+            .await
+            .unwrap();
         if ended > 0 {
             break;
         }
@@ -861,13 +860,5 @@ async fn a_query_cut_off_by_a_server_shutdown_counts_as_unavailable() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let error = victim.await.unwrap().expect_err("the query was cut off");
-    let code = match &error {
-        sqlx::Error::Database(e) => e.code().map(|c| c.into_owned()),
-        _ => None,
-    };
-    let error = DbError::from(error);
-    assert!(
-        matches!(error, DbError::Unavailable(_)),
-        "SQLSTATE {code:?} became {error:?}"
-    );
+    assert!(error.is_unavailable(), "SQLSTATE 57P01 became {error:?}");
 }

@@ -20,6 +20,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 use restaurant_review::config::{DatabaseSettings, PostgresSettings, Settings};
 use restaurant_review::db::Database;
+use restaurant_review::db::sql::Statement;
 use restaurant_review::startup::Application;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
@@ -104,6 +105,7 @@ impl PgTestDatabase {
             ssl_mode: PgSslMode::Prefer,
             ssl_root_cert: None,
             max_connection_lifetime: restaurant_review::config::DEFAULT_MAX_CONNECTION_LIFETIME,
+            pool_size: restaurant_review::config::DEFAULT_POOL_SIZE,
         };
         Some((Self { name }, settings))
     }
@@ -297,30 +299,33 @@ impl TestApp {
 
     /// Every photo name stored with a review, oldest review first.
     pub async fn image_names(&self) -> Vec<String> {
-        const SQL: &str = "SELECT image_name FROM review WHERE image_name IS NOT NULL ORDER BY id";
-        match &self.db {
-            Database::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
-            Database::Postgres(pool) => sqlx::query_scalar(SQL).fetch_all(pool).await,
-        }
-        .expect("listing the stored photo names")
+        let rows: Vec<(String,)> = self
+            .db
+            .fetch_all(
+                "SELECT image_name FROM review WHERE image_name IS NOT NULL ORDER BY id",
+                &[],
+            )
+            .await
+            .expect("listing the stored photo names");
+        rows.into_iter().map(|(name,)| name).collect()
+    }
+
+    /// Runs one statement straight against the app's database, as a script or an import would.
+    pub async fn execute(&self, sql: &'static str) {
+        self.db
+            .write(&[Statement::new(sql, &[])])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// Runs a `SELECT COUNT(*)` on the app's pool (the same SQL on either backend).
-    /// Runs one statement straight against the app's database, as a script or an import would.
-    pub async fn execute(&self, sql: &'static str) {
-        match &self.db {
-            Database::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-            Database::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
     async fn count(&self, sql: &'static str) -> i64 {
-        match &self.db {
-            Database::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-            Database::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        let (count,): (i64,) = self
+            .db
+            .fetch_one(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        count
     }
 
     /// Files in the photo directory (both renditions), excluding the write-check leftovers.
