@@ -18,5 +18,6 @@ mod photo_memory;
 mod refused_uploads;
 mod restaurants;
 mod reviews;
+mod round_trips;
 mod search;
 mod security;

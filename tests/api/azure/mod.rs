@@ -4,6 +4,7 @@
 
 mod blob_photos;
 mod doctor;
+mod dropped_connections;
 mod forbidden_storage;
 mod passwordless;
 mod soak;

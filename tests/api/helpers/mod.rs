@@ -8,6 +8,7 @@ pub mod azurite;
 pub mod fake_identity;
 pub mod pg_cluster;
 pub mod process;
+pub mod relay;
 pub mod test_ca;
 pub mod token_ldap;
 
@@ -48,6 +49,17 @@ fn admin_options() -> PgConnectOptions {
     let url = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     PgConnectOptions::from_str(&url).expect("TEST_POSTGRES_URL is a valid PostgreSQL URL")
+}
+
+/// Where the test PostgreSQL listens (`TEST_POSTGRES_URL`'s host and port).
+pub fn postgres_address() -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let admin = admin_options();
+    (admin.get_host(), admin.get_port())
+        .to_socket_addrs()
+        .expect("TEST_POSTGRES_URL's host resolves")
+        .next()
+        .expect("TEST_POSTGRES_URL's host has an address")
 }
 
 /// A database created for one test and dropped after it.

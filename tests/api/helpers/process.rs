@@ -42,7 +42,9 @@ impl AppProcess {
     pub fn start(vars: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let mut command = Command::new(BINARY);
+        // Another build under the same test (an earlier release, to measure a change).
+        let binary = std::env::var("RESTAURANT_REVIEW_BINARY").unwrap_or_else(|_| BINARY.into());
+        let mut command = Command::new(binary);
         command
             .current_dir(dir.path())
             .env_clear()
