@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use restaurant_review::config::{DatabaseSettings, PostgresSettings, Settings};
 use restaurant_review::db::sql::Statement;
-use restaurant_review::db::{Database, PageAt};
+use restaurant_review::db::{Backend, Database, PageAt};
 use restaurant_review::startup::Application;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
@@ -70,9 +70,9 @@ fn ms(d: Duration) -> String {
 }
 
 async fn seed(db: &Database) {
-    let seed: &[&'static str] = match db {
-        Database::Postgres(_) => SEED_POSTGRES,
-        Database::Sqlite(_) => SEED_SQLITE,
+    let seed: &[&'static str] = match db.backend() {
+        Backend::Postgres => SEED_POSTGRES,
+        Backend::Sqlite => SEED_SQLITE,
     };
     for sql in seed {
         db.write(&[Statement::new(sql, &[])])

@@ -254,17 +254,16 @@ mod tests {
     async fn when_the_row_cannot_be_written_the_photo_is_deleted_and_the_form_comes_back_kept() {
         let dir = tempfile::tempdir().unwrap();
         let (reviews, restaurant) = rig(&dir).await;
-        let Database::Sqlite(pool) = &reviews.db else {
-            unreachable!("the rig uses SQLite")
-        };
         // The database refuses every review from now on, after the photo has been stored.
-        sqlx::query(
-            "CREATE TRIGGER refuse_reviews BEFORE INSERT ON review \
-             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
-        )
-        .execute(pool)
-        .await
-        .unwrap();
+        reviews
+            .db
+            .write(&[crate::db::sql::Statement::new(
+                "CREATE TRIGGER refuse_reviews BEFORE INSERT ON review \
+                 BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+                &[],
+            )])
+            .await
+            .unwrap();
 
         let refusal = reviews
             .post(restaurant, submission(Some(jpeg())))
@@ -295,8 +294,9 @@ mod tests {
             reviews.photos.object_names().await.is_empty(),
             "an orphan photo was left"
         );
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review")
-            .fetch_one(pool)
+        let (rows,): (i64,) = reviews
+            .db
+            .fetch_one("SELECT COUNT(*) FROM review", &[])
             .await
             .unwrap();
         assert_eq!(rows, 0);
@@ -328,11 +328,9 @@ mod tests {
             "{refusal:?}"
         );
         assert!(reviews.photos.object_names().await.is_empty());
-        let Database::Sqlite(pool) = &reviews.db else {
-            unreachable!("the rig uses SQLite")
-        };
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM review")
-            .fetch_one(pool)
+        let (rows,): (i64,) = reviews
+            .db
+            .fetch_one("SELECT COUNT(*) FROM review", &[])
             .await
             .unwrap();
         assert_eq!(rows, 0);

@@ -9,7 +9,7 @@
 use sqlx::sqlite::Sqlite;
 
 use super::sql::{Param, Row, Statement, Written, sqlite_arguments};
-use super::{Database, DbError, acquire};
+use super::{Database, DbError, Pool, acquire};
 
 impl Database {
     /// Every row `sql` returns.
@@ -18,8 +18,8 @@ impl Database {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<R>, DbError> {
-        match self {
-            Database::Sqlite(pool) => {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
                 let mut conn = acquire(pool).await?;
                 let query = sqlx::query_as_with::<Sqlite, R, _>(
                     sqlx::AssertSqlSafe(sql),
@@ -27,7 +27,7 @@ impl Database {
                 );
                 Ok(query.fetch_all(&mut *conn).await?)
             }
-            Database::Postgres(pool) => pg_rows(pool.fetch(sql, params).await?),
+            Pool::Postgres(pool) => pg_rows(pool.fetch(sql, params).await?),
         }
     }
 
@@ -56,8 +56,8 @@ impl Database {
     /// what an earlier one returned (only on what it changed): use [`Database::begin`] for
     /// that. A connection lost while committing is [`DbError::OutcomeUnknown`].
     pub async fn write(&self, statements: &[Statement<'_>]) -> Result<Vec<Written>, DbError> {
-        match self {
-            Database::Sqlite(pool) => {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let mut written = Vec::with_capacity(statements.len());
                 for statement in statements {
@@ -66,16 +66,16 @@ impl Database {
                 tx.commit().await?;
                 Ok(written)
             }
-            Database::Postgres(pool) => pool.write(statements).await,
+            Pool::Postgres(pool) => pool.write(statements).await,
         }
     }
 
     /// A transaction whose statements depend on what earlier ones read; rolled back unless
     /// [`Tx::commit`] is called.
     pub async fn begin(&self) -> Result<Tx, DbError> {
-        Ok(match self {
-            Database::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
-            Database::Postgres(pool) => Tx::Postgres(Box::new(pool.begin().await?)),
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Pool::Postgres(pool) => Tx::Postgres(Box::new(pool.begin().await?)),
         })
     }
 }

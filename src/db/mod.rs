@@ -17,13 +17,14 @@ mod sort_key;
 pub mod sql;
 
 pub use exec::Tx;
+use page_numbers::PageNumbers;
 pub use paging::{Backend, PageAt, RestaurantFilter, Sort, details_page_sql, restaurant_page_sql};
 pub use postgres::{PgPool, PoolStatus};
 pub use queries::{Restaurant, Review};
 pub use search_key::fold;
 
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -205,9 +206,15 @@ async fn acquire(
     pool.acquire().await
 }
 
-/// A connection pool for whichever backend is configured.
+/// The database: a pool for whichever backend is configured, and what is kept beside it.
 #[derive(Clone, Debug)]
-pub enum Database {
+pub struct Database {
+    pool: Pool,
+    page_numbers: Arc<PageNumbers>,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -274,7 +281,7 @@ impl Database {
                     .run(&pool)
                     .await
                     .map_err(DbError::Migrate)?;
-                Database::Sqlite(pool)
+                Pool::Sqlite(pool)
             }
             DatabaseSettings::Postgres(pg) => {
                 tracing::Span::current().record("backend", "postgres");
@@ -289,8 +296,12 @@ impl Database {
                     (false, None) => "no password",
                 };
                 tracing::info!(host = %pg.host, database = %pg.database, user = %pg.user, auth, pool_size = pg.pool_size, "using PostgreSQL");
-                Database::Postgres(pool)
+                Pool::Postgres(pool)
             }
+        };
+        let db = Database {
+            pool: db,
+            page_numbers: Arc::default(),
         };
         db.refresh_sort_keys().await?;
         db.refresh_search_keys().await?;
@@ -300,9 +311,9 @@ impl Database {
     /// Makes the SQLite sort keys of names that have none (rows inserted with plain SQL, say) or
     /// one from another collation version; runs at startup. Nothing to do on PostgreSQL.
     pub async fn refresh_sort_keys(&self) -> Result<(), DbError> {
-        match self {
-            Database::Sqlite(pool) => sort_key::refresh(pool).await,
-            Database::Postgres(_) => Ok(()),
+        match &self.pool {
+            Pool::Sqlite(pool) => sort_key::refresh(pool).await,
+            Pool::Postgres(_) => Ok(()),
         }
     }
 
@@ -313,18 +324,26 @@ impl Database {
         Ok(())
     }
 
+    /// Which database this is, for the few statements written differently for each.
+    pub fn backend(&self) -> Backend {
+        match &self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     /// The PostgreSQL pool's figures of the moment (`None` on SQLite).
     pub fn pool_status(&self) -> Option<PoolStatus> {
-        match self {
-            Database::Sqlite(_) => None,
-            Database::Postgres(pool) => Some(pool.status()),
+        match &self.pool {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(pool) => Some(pool.status()),
         }
     }
 
     pub async fn close(&self) {
-        match self {
-            Database::Sqlite(pool) => pool.close().await,
-            Database::Postgres(pool) => pool.close(),
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close(),
         }
     }
 }

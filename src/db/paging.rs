@@ -1,7 +1,8 @@
 //! Pages of the restaurant list and of a restaurant's reviews, by keyset: a page starts after
 //! (or before) a row named by its id, so page 500 is one index range scan like page 1. Each page
 //! is one statement, its total included (the restaurant total is kept by a trigger; a
-//! restaurant's review count is stored with it). Old `?page=N` links still work, by OFFSET.
+//! restaurant's review count is stored with it). Old `?page=N` links still work: by a page map
+//! for the whole list (page_numbers.rs), by OFFSET within a search or a restaurant's reviews.
 
 use std::sync::LazyLock;
 
@@ -59,7 +60,7 @@ pub enum Backend {
 }
 
 /// The orders of the restaurant list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Sort {
     /// By name, as people expect (ICU's root collation).
     #[default]
@@ -89,7 +90,7 @@ impl Sort {
     /// The sort keys, all ascending, then `id`: descending orders are negated so that a row
     /// comparison `(k1, k2, id) > (...)` finds the next page. Each list has an index in exactly
     /// this order (migrations `collated_keyset_paging` and `search_and_sorts`).
-    fn keys(self, backend: Backend) -> &'static [&'static str] {
+    pub(super) fn keys(self, backend: Backend) -> &'static [&'static str] {
         const PG_NAME: &str = r#"name COLLATE "und-x-icu""#;
         match (backend, self) {
             (Backend::Postgres, Sort::Name) => &[PG_NAME],
@@ -289,11 +290,15 @@ impl Database {
         at: PageAt,
         per_page: u32,
     ) -> Result<(Vec<Restaurant>, i64), DbError> {
-        let backend = match self {
-            Database::Sqlite(_) => Backend::Sqlite,
-            Database::Postgres(_) => Backend::Postgres,
+        // A numbered page of the whole list starts where the page map says (see
+        // page_numbers.rs), not after an OFFSET scan.
+        let at = match (at, &filter.search) {
+            (PageAt::Number(number), None) => {
+                self.numbered_page(filter.sort, number, per_page).await?
+            }
+            _ => at,
         };
-        let statements = restaurant_statements(backend, filter.sort);
+        let statements = restaurant_statements(self.backend(), filter.sort);
         let pattern = filter.search.as_deref().map(contains_pattern);
         let queries = match &pattern {
             Some(_) => &statements.search,

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::search_key::fold;
 use super::sql::{Param, Statement};
-use super::{Database, DbError, sort_key};
+use super::{Backend, Database, DbError, sort_key};
 use crate::domain::{NewRestaurant, NewReview, RatingSummary, RestaurantId};
 use crate::photos::PhotoName;
 
@@ -21,19 +21,20 @@ impl Database {
             new.description.as_str().into(),
             folded.as_str().into(),
         ];
-        let sql = match self {
-            Database::Sqlite(_) => {
+        let sql = match self.backend() {
+            Backend::Sqlite => {
                 key = sort_key::name_key(new.name.as_str());
                 params.push(key.as_slice().into());
                 "INSERT INTO restaurant (name, street_address, description, name_search, name_key) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id"
             }
-            Database::Postgres(_) => {
+            Backend::Postgres => {
                 "INSERT INTO restaurant (name, street_address, description, name_search) \
                  VALUES ($1, $2, $3, $4) RETURNING id"
             }
         };
         let written = self.write(&[Statement::returning_id(sql, &params)]).await?;
+        self.restaurants_changed();
         let id = written
             .first()
             .and_then(|w| w.id)

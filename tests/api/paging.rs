@@ -235,3 +235,47 @@ async fn restaurants_inserted_and_deleted_in_bulk_are_counted_by_the_pager(
     let (_, last) = app.get_text("/?page=3").await;
     assert_eq!(names_on(&last).len(), 2);
 }
+
+/// Numbered pages (bookmarks from before keyset paging) are answered from a map of where each
+/// page ends, not by an OFFSET scan: they must show what walking the next links shows, in
+/// every order, and follow a restaurant added here at once.
+#[apply(both_backends)]
+async fn a_numbered_page_shows_what_the_next_links_reach_and_follows_a_new_restaurant(
+    #[case] backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    for i in 0..50 {
+        app.create_restaurant(&format!("Numbered {i:02}")).await;
+    }
+    for sort in ["", "&sort=reviews", "&sort=rating"] {
+        let mut path = format!("/?page=1{sort}");
+        for number in 1..=3 {
+            let (_, walked) = app.get_text(&path).await;
+            let (_, numbered) = app.get_text(&format!("/?page={number}{sort}")).await;
+            assert_eq!(
+                names_on(&numbered),
+                names_on(&walked),
+                "page {number}{sort}"
+            );
+            assert!(
+                numbered.contains(&format!("Page {number} of 3")),
+                "page {number}{sort}"
+            );
+            if let Some(next) = link(&walked, "next") {
+                path = next;
+            }
+        }
+        // Past the end: the last page, as before.
+        let (_, past) = app.get_text(&format!("/?page=40{sort}")).await;
+        assert_eq!(names_on(&past).len(), 10, "page 40{sort}");
+    }
+    // A name sorting first pushes every later one down a place on numbered pages too.
+    app.create_restaurant("Numbered 00 (first)").await;
+    let (_, second) = app.get_text("/?page=2").await;
+    assert_eq!(
+        names_on(&second).first().map(String::as_str),
+        Some("Numbered 19")
+    );
+}

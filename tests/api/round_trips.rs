@@ -53,7 +53,11 @@ async fn each_page_costs_one_round_trip_to_postgres_once_its_statement_is_prepar
     let form = app
         .review_form(
             restaurant,
-            &[("user_name", "Ann"), ("rating", "4"), ("review_text", "Good.")],
+            &[
+                ("user_name", "Ann"),
+                ("rating", "4"),
+                ("review_text", "Good."),
+            ],
         )
         .await;
     assert_eq!(
@@ -87,7 +91,11 @@ async fn a_review_is_one_round_trip_for_its_transaction_after_the_restaurant_is_
         let form = app
             .review_form(
                 restaurant,
-                &[("user_name", "Bo"), ("rating", "5"), ("review_text", "Great.")],
+                &[
+                    ("user_name", "Bo"),
+                    ("rating", "5"),
+                    ("review_text", "Great."),
+                ],
             )
             .await;
         // The form's page is loaded outside the count.

@@ -54,7 +54,13 @@ impl Log {
     }
 }
 
-async fn browse(log: Arc<Log>, stop: Arc<AtomicBool>, base: String, restaurants: Vec<i64>, n: usize) {
+async fn browse(
+    log: Arc<Log>,
+    stop: Arc<AtomicBool>,
+    base: String,
+    restaurants: Vec<i64>,
+    n: usize,
+) {
     let client = browser();
     let mut round = 0usize;
     while !stop.load(Ordering::SeqCst) {
