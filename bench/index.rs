@@ -97,7 +97,7 @@ async fn count(db: &Database, sql: &'static str) -> i64 {
 }
 
 async fn aggregate_per_request(db: &Database) -> usize {
-    let rows: Vec<(i64, String, Option<f64>, i64)> = db
+    let rows: Vec<(i64, String, i64, Option<f64>)> = db
         .fetch_all(AGGREGATE_PER_REQUEST, &[])
         .await
         .expect("the sample's query");
