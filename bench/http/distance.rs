@@ -9,10 +9,11 @@ use restaurant_review::db::{Backend, PageAt, Sort, details_page_sql, restaurant_
 use sqlx::{Connection, Executor};
 
 use super::app::{App, Binary};
+use super::cpu::measure;
 use super::faults::{self, FaultRun};
 use super::link::distant_cluster;
 use super::load::{Floor, Load, ms, pgbench, print_row, wrk};
-use super::loopback::warm_and_load;
+use super::loopback::{warm_and_load, warm_and_measure};
 use super::seed::{Pool, Size};
 use super::{PER_PAGE, Settings};
 
@@ -96,9 +97,13 @@ pub async fn run(settings: &Settings) -> Option<DistanceRun> {
     let app = App::start(&this, &env, scratch.path()).await;
     for (name, path, floor) in &routes {
         let single = one_connection(&app.base, path, settings);
-        let full = warm_and_load(&app.base, path, settings);
+        let (full, cpu) = warm_and_measure(&app.base, path, settings);
         let floor_single = pgbench(&url, floor, 1, seconds, scratch.path());
-        let floor_full = pgbench(&url, floor, settings.connections, seconds, scratch.path());
+        let (floor_full, floor_cpu) = measure(
+            seconds,
+            || pgbench(&url, floor, settings.connections, seconds, scratch.path()),
+            |load| load.per_second,
+        );
         println!("    {name}");
         print_row("  1 connection", single, Some(floor_single));
         print_row(
@@ -106,6 +111,7 @@ pub async fn run(settings: &Settings) -> Option<DistanceRun> {
             full,
             Some(floor_full),
         );
+        println!("        app:   {cpu}\n        floor: {floor_cpu}");
         rows.push((*name, single, full, floor_full));
     }
     app.stop();

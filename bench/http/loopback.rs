@@ -10,6 +10,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor};
 
 use super::app::{App, Binary, stylesheet_path};
+use super::cpu::{CpuPerRequest, measure};
 use super::load::{Floor, Load, pgbench, print_row, wrk};
 use super::seed::{Pool, Size, sqlx_loop};
 use super::{PER_PAGE, SQLITE_POOL, Settings, label};
@@ -187,21 +188,27 @@ pub async fn bench_one(backend: Backend, size: Size, settings: &Settings) -> Opt
     let mut rows = Vec::new();
     let connections = settings.connections;
     for route in &routes {
-        let load = warm_and_load(&app.base, &route.path, settings);
+        let (load, cpu) = warm_and_measure(&app.base, &route.path, settings);
+        let mut floor_cpu = None;
         let floor = match (&route.floor, &pgbench_url) {
-            (Some(floor), Some(url)) => Some(pgbench(
-                url,
-                floor,
-                connections,
-                settings.seconds,
-                scratch.path(),
-            )),
+            (Some(floor), Some(url)) => {
+                let (floor, cpu) = measure(
+                    settings.seconds,
+                    || pgbench(url, floor, connections, settings.seconds, scratch.path()),
+                    |load| load.per_second,
+                );
+                floor_cpu = Some(cpu);
+                Some(floor)
+            }
             (Some(floor), None) => {
                 Some(sqlx_loop(&pool, floor, connections, settings.seconds).await)
             }
             (None, _) => None,
         };
         print_row(route.name, load, floor);
+        if let Some(floor_cpu) = floor_cpu {
+            println!("      app:   {cpu}\n      floor: {floor_cpu}");
+        }
         rows.push((route.name, load, floor));
     }
     println!(
@@ -259,6 +266,17 @@ pub async fn bench_one(backend: Backend, size: Size, settings: &Settings) -> Opt
         idle_rss_kib,
         pools,
     })
+}
+
+/// [`warm_and_load`], and where the CPU went during the measured load.
+pub fn warm_and_measure(base: &str, path: &str, settings: &Settings) -> (Load, CpuPerRequest) {
+    let url = format!("{base}{path}");
+    wrk(&url, settings.connections, 1);
+    measure(
+        settings.seconds,
+        || wrk(&url, settings.connections, settings.seconds),
+        |load| load.per_second,
+    )
 }
 
 /// A short warm-up (connections, prepared statements, the compressed assets made in the

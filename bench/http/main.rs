@@ -27,6 +27,7 @@
 
 mod app;
 mod cluster;
+mod cpu;
 mod distance;
 mod faults;
 mod link;
