@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The benchmarks, in one command: installs wrk (Debian's package) when missing, then runs the
 # whole-app benchmark (every route against its database floor, three data sizes, SQLite and
-# PostgreSQL) and the photo-pipeline benchmark. Optimised build; ~15 min on 2 cores.
-# Settings are read by bench/http.rs: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_SIZES,
-# BENCH_BACKENDS, TEST_POSTGRES_URL.
+# PostgreSQL on loopback; PostgreSQL 1 ms away, pool sizes, connection cuts and a restart) and
+# the photo-pipeline benchmark. Optimised build; ~25 min on 2 cores.
+# Settings are read by bench/http/main.rs: BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_SIZES,
+# BENCH_BACKENDS, BENCH_SECTIONS, BENCH_POOLS, BENCH_FAULT_SECONDS, BENCH_RTT_MS, BENCH_BEFORE,
+# TEST_POSTGRES_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
