@@ -33,21 +33,29 @@ impl Locked {
 type LockedRow = (i64, String, i16, String, Option<String>, bool);
 
 /// Locks the review's restaurant (so totals cannot change under us, and a concurrent merge
-/// cannot move the review), then reads the review. A review moved meanwhile is followed to
-/// its new restaurant.
+/// cannot move the review), then reads the review. The lock comes first, as a write: on SQLite
+/// a transaction that read before writing could not write once another had committed. A
+/// review moved meanwhile is followed to its new restaurant.
 async fn lock_review(tx: &mut Tx, review: i64) -> Result<Option<Locked>, DbError> {
-    const READ: &str = "SELECT restaurant_id, user_name, rating, review_text, image_name, hidden \
-                        FROM review WHERE id = $1";
-    let mut locked_restaurant = None;
     for _ in 0..3 {
-        let Some(row) = tx
-            .fetch_optional::<LockedRow>(READ, &[review.into()])
-            .await?
-        else {
+        let locked: Vec<(i64,)> = tx
+            .fetch_all(
+                "UPDATE restaurant SET review_count = review_count \
+                 WHERE id = (SELECT restaurant_id FROM review WHERE id = $1) RETURNING id",
+                &[review.into()],
+            )
+            .await?;
+        let row: Option<LockedRow> = tx
+            .fetch_optional(
+                "SELECT restaurant_id, user_name, rating, review_text, image_name, hidden \
+                 FROM review WHERE id = $1",
+                &[review.into()],
+            )
+            .await?;
+        let Some((restaurant_id, user_name, rating, review_text, image_name, hidden)) = row else {
             return Ok(None);
         };
-        if locked_restaurant == Some(row.0) {
-            let (restaurant_id, user_name, rating, review_text, image_name, hidden) = row;
+        if locked.first().map(|(id,)| *id) == Some(restaurant_id) {
             return Ok(Some(Locked {
                 restaurant_id,
                 user_name,
@@ -57,12 +65,6 @@ async fn lock_review(tx: &mut Tx, review: i64) -> Result<Option<Locked>, DbError
                 hidden,
             }));
         }
-        tx.execute(
-            "UPDATE restaurant SET review_count = review_count WHERE id = $1",
-            &[row.0.into()],
-        )
-        .await?;
-        locked_restaurant = Some(row.0);
     }
     Err(DbError::Query(
         "the review kept moving between restaurants".into(),

@@ -417,3 +417,41 @@ async fn merge_moves_the_reviews_keeps_counts_and_sums_exact_and_301s_the_old_ad
     assert_eq!(totals(&app, keep).await, (3, 12));
     assert_eq!(log_entries(&app).await, 3, "a hide and two merges");
 }
+
+#[apply(both_backends)]
+async fn totals_stay_exact_when_hides_restores_and_new_reviews_race(#[case] backend: Backend) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let restaurant = app.create_restaurant("Busy Place").await;
+    let mut reviews = Vec::new();
+    for rating in ["1", "2", "3", "4"] {
+        reviews.push(add_review(&app, restaurant, "Early", rating, false).await);
+    }
+    let moderator = moderator(&app).await;
+    let toggles = reviews.iter().flat_map(|&id| {
+        let moderator = moderator.clone();
+        let app = &app;
+        ["hide", "restore", "hide"].into_iter().map(move |action| {
+            let moderator = moderator.clone();
+            async move { review_action(app, &moderator, id, action).await }
+        })
+    });
+    let posts = (0..4).map(|_| async {
+        add_review(&app, restaurant, "Late", "5", false).await;
+    });
+    futures_util::future::join(
+        futures_util::future::join_all(toggles),
+        futures_util::future::join_all(posts),
+    )
+    .await;
+    let visible: (i64, i64) = app
+        .db
+        .fetch_one(
+            "SELECT COUNT(*), COALESCE(SUM(rating), 0) FROM review WHERE restaurant_id = $1 AND NOT hidden",
+            &[restaurant.into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(totals(&app, restaurant).await, visible);
+}
