@@ -4,6 +4,7 @@
 #
 #   deploy/azure.sh up   --name PREFIX --location LOC [--dry-run] [--container] [--sku B1]
 #                        [--my-ip IP] [--keep-my-ip] [--zip PATH] [--subscription ID] [--verbose]
+#                        [--moderator UPN|OBJECT-ID]...
 #   deploy/azure.sh down --name PREFIX [--yes] [--no-wait] [--dry-run]
 #
 # `up` creates what is missing and leaves what exists (every create is guarded by a show/list
@@ -35,6 +36,10 @@
 # With --container, the web app runs an image instead: an Azure Container Registry (Basic, no
 # admin user), `az acr build` (remote build, no local Docker), AcrPull for the identity scoped to
 # the registry, and the web app pulls with that identity (--acr-use-identity): no password.
+#
+# With --moderator (repeatable), three steps more (deploy/moderators.sh): an app registration
+# with a Moderator app role, that role for each moderator, and App Service authentication with
+# Microsoft Entra ID (no client secret, anonymous visitors allowed) plus MODERATORS.
 #
 # Re-running changes nothing: the database role step records itself in a tag on the server,
 # the deployed package in a tag on the web app, so a second run needs neither psql nor a
@@ -102,6 +107,9 @@ up options:
   --subscription ID    the subscription the names are derived for (dry-run); in a real run it
                        must be the current one (az account set --subscription ID)
   --verbose            print every az command as it runs
+  --moderator USER     a moderator (user principal name or object id; repeat for several):
+                       App Service authentication with Microsoft Entra ID, no client secret,
+                       visitors anonymous; an app registration with a Moderator app role
 
 down options:
   --yes                delete without asking (needed when there is no terminal)
@@ -563,6 +571,10 @@ ensure_deployed() {
   done_ "deployed ($sum)"
 }
 
+# --- moderators (deploy/moderators.sh) ----------------------------------------------------
+# shellcheck source=deploy/moderators.sh
+source "$SCRIPT_DIR/moderators.sh"
+
 # --- commands ----------------------------------------------------------------------------
 
 validate_prefix() {
@@ -584,6 +596,7 @@ cmd_up() {
   TOTAL=16
   $CONTAINER && TOTAL=18
   $KEEP_MY_IP && TOTAL=$((TOTAL + 1))
+  [ "${#MODERATOR_USERS[@]}" -gt 0 ] && TOTAL=$((TOTAL + 3))
   trap close_temp_ip_rule EXIT
 
   ensure_group
@@ -608,6 +621,8 @@ cmd_up() {
   ensure_webapp_config
   ensure_app_settings
   if ! $CONTAINER; then ensure_deployed; fi
+  # Last, so that a tenant where app registrations are not allowed still gets the rest.
+  if [ "${#MODERATOR_USERS[@]}" -gt 0 ]; then ensure_moderation; fi
 
   echo "Done. The app runs its migrations at startup; the first start takes a minute or two."
   echo "Diagnose in the SSH console (az webapp ssh -g $RG -n $APP): $APP_BINARY doctor"
@@ -650,6 +665,7 @@ main() {
   esac
   PREFIX="" LOCATION="" SKU=B1 MY_IP="" ZIP="" SUBSCRIPTION=""
   KEEP_MY_IP=false CONTAINER=false YES=false NO_WAIT=false
+  MODERATOR_USERS=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --name) PREFIX=${2:?--name needs a value}; shift ;;
@@ -658,6 +674,7 @@ main() {
       --my-ip) MY_IP=${2:?--my-ip needs a value}; shift ;;
       --zip) ZIP=${2:?--zip needs a value}; shift ;;
       --subscription) SUBSCRIPTION=${2:?--subscription needs a value}; shift ;;
+      --moderator) MODERATOR_USERS+=("${2:?--moderator needs a user principal name or object id}"); shift ;;
       --keep-my-ip) KEEP_MY_IP=true ;;
       --container) CONTAINER=true ;;
       --dry-run) DRY_RUN=true ;;

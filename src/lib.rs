@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod domain;
 pub mod forms;
 pub mod identity;
+pub mod moderation;
 pub mod photos;
 pub mod reviews;
 pub mod startup;

@@ -2,11 +2,12 @@ use std::process::ExitCode;
 
 use restaurant_review::config::Settings;
 use restaurant_review::startup::Application;
-use restaurant_review::{doctor, error_chain, telemetry};
+use restaurant_review::{doctor, error_chain, moderation, telemetry};
 
 const USAGE: &str = "\
 Usage: restaurant-review            serve the site (configured from the environment; see README)
        restaurant-review doctor     check the environment and print the fix for each problem
+       restaurant-review moderate   act as a moderator (reports, hide, delete, merge…; see `moderate help`)
        restaurant-review --version
 ";
 
@@ -17,6 +18,7 @@ async fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         None => serve().await,
         Some("doctor") => ExitCode::from(doctor::main(&args[1..]).await),
+        Some("moderate") => ExitCode::from(moderation::cli::main(&args[1..]).await),
         Some("-h" | "--help") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
@@ -44,6 +46,10 @@ async fn serve() -> ExitCode {
     match Application::build(settings).await {
         Ok(app) => {
             tracing::info!("listening on http://{}", app.local_addr());
+            if let Some(link) = app.sign_in_link() {
+                // Printed, not logged: the token signs in as a moderator (as Jupyter's does).
+                println!("To moderate, open this one-time sign-in link: {link}");
+            }
             app.run_until_stopped().await;
             ExitCode::SUCCESS
         }

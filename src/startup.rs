@@ -22,9 +22,11 @@ use crate::db::{Database, DbError, POSTGRES_SCOPE};
 use crate::identity::{
     self, CredentialError, FIRST_TOKEN_PATIENCE, SelectedCredential, TokenSource,
 };
+use crate::moderation::{photo_outbox, sign_in};
 use crate::photos::azure::STORAGE_SCOPE;
 use crate::photos::{ImageWorkers, PhotoLimits, PhotoStore, StoreError};
 use crate::reviews::Reviews;
+use crate::web::moderator::ModeratorAccess;
 use crate::web::{self, AppState};
 
 /// How long in-flight requests get to finish after SIGTERM.
@@ -55,21 +57,18 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub struct Application {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-    router: Router,
-    db: Database,
-    header_read_timeout: Duration,
-    max_connections: usize,
-    /// Background token refreshers, stopped at shutdown.
-    refreshers: Vec<tokio::task::JoinHandle<()>>,
+/// The database and the photo store, opened (and checked) with the app's settings and identity:
+/// for serving, and for the `moderate` command, which acts on the same data.
+pub struct Storage {
+    pub db: Database,
+    pub photos: PhotoStore,
+    /// Token sources for Azure services (refresh them to keep going past the first token).
+    pub token_sources: Vec<TokenSource>,
 }
 
-impl Application {
-    /// Connects to the database (running migrations), checks photo storage and binds the
-    /// listener. Port 0 picks a free port; see [`Application::local_addr`].
-    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+impl Storage {
+    /// Connects to the database (running migrations) and checks photo storage.
+    pub async fn open(settings: &Settings) -> Result<Self, StartupError> {
         install_tls_provider();
         // One credential for every Azure service, chosen (and logged) once, when first needed.
         let mut credential: Option<SelectedCredential> = None;
@@ -143,11 +142,50 @@ impl Application {
         let db = Database::connect(&settings.database, db_tokens.as_ref()).await?;
         photos.check().await?;
         tracing::info!(store = ?photos, "photo storage ready");
+        Ok(Self {
+            db,
+            photos,
+            token_sources,
+        })
+    }
+}
+
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    router: Router,
+    db: Database,
+    header_read_timeout: Duration,
+    max_connections: usize,
+    /// Background token refreshers and the photo outbox, stopped at shutdown.
+    refreshers: Vec<tokio::task::JoinHandle<()>>,
+    /// The one-time moderator sign-in link, made when listening on loopback only.
+    sign_in_link: Option<String>,
+}
+
+impl Application {
+    /// Connects to the database (running migrations), checks photo storage and binds the
+    /// listener. Port 0 picks a free port; see [`Application::local_addr`].
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let Storage {
+            db,
+            photos,
+            token_sources,
+        } = Storage::open(&settings).await?;
         // Only after the first tokens proved the identity works: keep them fresh from now on.
-        let refreshers = token_sources
+        let mut refreshers: Vec<_> = token_sources
             .iter()
             .map(TokenSource::spawn_refresher)
             .collect();
+        refreshers.push(photo_outbox::spawn(
+            db.clone(),
+            photos.clone(),
+            photo_outbox::RETRY_EVERY,
+        ));
+        // Moderating from the browser without setting anything up: only for the person at the
+        // machine, so only while nothing but this machine can connect.
+        let local_sign_in = settings.listen.ip().is_loopback();
+        let moderators = ModeratorAccess::new(settings.moderation.clone(), local_sign_in);
 
         let limits = PhotoLimits::new(settings.http.max_photo_bytes)
             .with_max_memory(settings.http.photo_memory_limit);
@@ -162,6 +200,7 @@ impl Application {
             photos,
             reviews,
             token_sources,
+            moderators,
         };
         let photo_origin = match &settings.photos {
             PhotoSettings::AzureBlob(blob) if blob.url_mode != PhotoUrlMode::Proxy => {
@@ -181,7 +220,16 @@ impl Application {
             addr: settings.listen,
             source,
         })?;
+        let sign_in_link = match local_sign_in {
+            true => Some(format!(
+                "http://{local_addr}{}?token={}",
+                sign_in::SIGN_IN_PATH,
+                sign_in::new_link(&db).await?
+            )),
+            false => None,
+        };
         Ok(Self {
+            sign_in_link,
             listener,
             local_addr,
             router,
@@ -194,6 +242,12 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The one-time link that signs the person at the machine in as a moderator (listening on
+    /// loopback only); print it, never log it.
+    pub fn sign_in_link(&self) -> Option<&str> {
+        self.sign_in_link.as_deref()
     }
 
     pub fn database(&self) -> &Database {

@@ -129,6 +129,67 @@ class Az:
     def ad_signed_in_user_show(self):
         return {"id": USER_ID, "userPrincipalName": USER_UPN, "displayName": "Dev"}
 
+    # Moderator sign-in (deploy/moderators.sh): users, app registrations, service principals,
+    # Graph's app role assignments through az rest, and App Service authentication.
+    def ad_user_show(self):
+        who = one(self.o, "--id")
+        users = {"ada@contoso.example": "aaaaaaaa-0000-0000-0000-00000000000a"}
+        if who not in users:
+            raise NotFound(f"Resource '{who}' does not exist or one of its queried reference-property objects are not present.")
+        return {"id": users[who], "userPrincipalName": who}
+
+    def ad_app_list(self):
+        name = one(self.o, "--display-name")
+        return [a for a in self.table("apps").values() if a["displayName"] == name]
+
+    def ad_app_create(self):
+        if os.environ.get("FAKE_AZ_DENY_APPS"):
+            raise Fail("Insufficient privileges to complete the operation. (Authorization_RequestDenied)")
+        name = one(self.o, "--display-name")
+        roles_arg = one(self.o, "--app-roles")
+        assert roles_arg.startswith("@"), roles_arg
+        with open(roles_arg[1:]) as f:
+            roles = json.load(f)
+        assert "--password" not in self.o and "--credential-description" not in self.o
+        app_id = f"a99a0000-0000-0000-0000-{len(self.table('apps')):012d}"
+        return self.create("apps", app_id, {
+            "appId": app_id, "displayName": name, "appRoles": roles,
+            "signInAudience": one(self.o, "--sign-in-audience"),
+            "web": {"redirectUris": self.o.get("--web-redirect-uris", []),
+                    "implicitGrantSettings": {"enableIdTokenIssuance": one(self.o, "--enable-id-token-issuance") == "true"}},
+            "passwordCredentials": []})
+
+    def ad_sp_list(self):
+        app_id = one(self.o, "--filter").split("'")[1]
+        return [p for p in self.table("sps").values() if p["appId"] == app_id]
+
+    def ad_sp_create(self):
+        app_id = one(self.o, "--id")
+        self.get("apps", app_id, "application")
+        sp_id = "5e000000-0000-0000-0000-" + app_id[-12:]
+        return self.create("sps", sp_id, {"id": sp_id, "appId": app_id, "assignments": []})
+
+    def rest(self):
+        uri, method = one(self.o, "--uri", "-u"), one(self.o, "--method", "-m").lower()
+        sp_id = uri.split("/servicePrincipals/")[1].split("/")[0]
+        sp = self.get("sps", sp_id, "servicePrincipal")
+        if method == "get":
+            return {"value": sp["assignments"]}
+        body = json.loads(one(self.o, "--body", "-b"))
+        assert body["resourceId"] == sp_id
+        sp["assignments"].append(body)
+        return body
+
+    def webapp_auth_show(self):
+        return self.app().get("auth", {"enabled": False, "unauthenticatedClientAction": None, "clientId": None})
+
+    def webapp_auth_update(self):
+        assert "--aad-client-secret" not in self.o and "--thumbprint" not in self.o
+        auth = {"enabled": one(self.o, "--enabled") == "true", "unauthenticatedClientAction": one(self.o, "--action"),
+                "clientId": one(self.o, "--aad-client-id"), "issuer": one(self.o, "--aad-token-issuer-url")}
+        self.app()["auth"] = auth
+        return auth
+
     def group_show(self):
         name = one(self.o, "--name", "-n")
         if name not in self.table("groups"):
@@ -433,7 +494,7 @@ def tsv(result):
 
 def public(value):
     """Drop the fake's private bookkeeping keys from answers."""
-    hidden = {"admins", "firewall", "databases", "containers", "config", "settings", "images", "deployed"}
+    hidden = {"admins", "firewall", "databases", "containers", "config", "settings", "images", "deployed", "auth", "assignments"}
     if isinstance(value, dict):
         return {k: public(v) for k, v in value.items() if k not in hidden}
     if isinstance(value, list):

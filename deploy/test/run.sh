@@ -197,6 +197,30 @@ else
     '[ "$(grep -c "^\[" "$1")" = 16 ] && ! grep "^\[" "$1" | grep -qv "… already there$"' _ "$WORK/up2.out"
   check "rerun: the last line is the same URL" last_line_is_url up2 "${APP:-none}"
 
+  # Moderators: an app registration without a secret, the Moderator role, App Service
+  # authentication allowing anonymous visitors, MODERATORS; a rerun changes nothing; a user who
+  # may not register apps gets a message and the rest of the deployment.
+  MODS=(--moderator ada@contoso.example --moderator 6F1C1D2E-4E0B-4F55-9D3B-0B2F1C3E4A5B)
+  fake mods up --name demo --location westeurope --zip "$ZIP" "${MODS[@]}"
+  check "--moderator: exits 0 with 19 steps" bash -c '[ "$(cat "$1.rc")" = 0 ] && grep -q "^\[19/19\] App Service authentication" "$1.out"' _ "$WORK/mods"
+  check "--moderator: app registration with ID tokens and the Moderator role, then auth, then MODERATORS" in_order mods \
+    '^az ad user show --id ada@contoso\.example' \
+    '^az ad app create --display-name restaurant-review-demo --sign-in-audience AzureADMyOrg --web-redirect-uris https://app-demo-[0-9a-f]+\.azurewebsites\.net/\.auth/login/aad/callback --enable-id-token-issuance true --app-roles @' \
+    '^az ad sp create' \
+    '^az rest --method post .*appRoleAssignedTo .*aaaaaaaa-0000-0000-0000-00000000000a' \
+    '^az rest --method post .*appRoleAssignedTo .*6f1c1d2e-4e0b-4f55-9d3b-0b2f1c3e4a5b' \
+    "^az webapp auth update .*--enabled true --action AllowAnonymous --aad-client-id a99a0000-[0-9a-f-]+ --aad-token-issuer-url https://login\\.microsoftonline\\.com/99999999-8888-7777-6666-555555555555/v2\\.0" \
+    '^az webapp config appsettings set .*--settings MODERATORS=aaaaaaaa-0000-0000-0000-00000000000a,6f1c1d2e-4e0b-4f55-9d3b-0b2f1c3e4a5b'
+  check "--moderator: no client secret anywhere" log_lacks mods '(client|app)-secret|--password( |$)|credential reset'
+  STATE_OF=mods fake mods2 up --name demo --location westeurope --zip "$ZIP" "${MODS[@]}"
+  check "--moderator rerun: changes nothing, every step 'already there'" bash -c \
+    '[ "$(cat "$1.rc")" = 0 ] && [ "$(grep -c "^\[" "$1.out")" = 19 ] && ! grep "^\[" "$1.out" | grep -qv "… already there$" && ! grep -qE "^az .* (create|set|update)( |$)|^az rest --method post" "$2"' _ "$WORK/mods2" "$WORK/mods2.log"
+  FAKE_AZ_DENY_APPS=1 fake denied up --name demo --location westeurope --zip "$ZIP" "${MODS[@]}"
+  check "--moderator without the right to register apps: a clear message, the rest deployed, exit 0" bash -c \
+    '[ "$(cat "$1.rc")" = 0 ] && grep -q "not allowed" "$1.out" && grep -q "may not create app registrations" "$1.out" && grep -q "moderate reports" "$1.out" && tail -n1 "$1.out" | grep -q "^https://" && grep -q "^az webapp deploy" "$2" && ! grep -q "^az webapp auth" "$2"' _ "$WORK/denied" "$WORK/denied.log"
+  check "--moderator: an unknown user name stops before anything moderation-related" bash -c \
+    'FAKE_AZ_STATE=$3 FAKE_AZ_LOG=$3/log PATH="$4:$PATH" bash deploy/azure.sh up --name demo --location westeurope --zip "$5" --moderator nobody@contoso.example >"$3/out" 2>&1; [ $? != 0 ] && grep -q "no such user" "$3/out"' _ "" "" "$(mkdir -p "$WORK/state-nouser" && echo "$WORK/state-nouser")" "$BIN" "$ZIP"
+
   printf 'a new build' >"$WORK/new.zip"
   STATE_OF=up1 fake up3 up --name demo --location westeurope --zip "$WORK/new.zip"
   check "rerun with a new package: deploys it and nothing else" bash -c \
@@ -275,12 +299,15 @@ PY
   dry dry up --name demo --location westeurope --dry-run
   dry dry-container up --name demo --location westeurope --dry-run --container
   dry dry-down down --name demo --dry-run
+  dry dry-mods up --name demo --location westeurope --dry-run --moderator ada@contoso.example
   check "--dry-run works with no az on PATH" bash -c \
     '! PATH=$1 command -v az >/dev/null && [ "$(cat "$2/dry.rc")$(cat "$2/dry-container.rc")$(cat "$2/dry-down.rc")" = 000 ]' _ "$NOAZ" "$WORK"
   check "--dry-run prints the whole plan: 16 steps, every create, psql, the URL" bash -c \
     'f=$1; grep -q "^\[16/16\] Deploy" "$f" && [ "$(grep -c "^      az .* create " "$f")" -ge 12 ] && grep -q "PGPASSWORD=\"\$TOKEN\" psql .*pgaadauth_create_principal" "$f" && grep -q "firewall-rule delete" "$f" && grep -q "az webapp deploy" "$f" && tail -n1 "$f" | grep -q "^https://app-demo-[0-9a-f]*\.azurewebsites\.net$"' _ "$WORK/dry.out"
   check "--dry-run --container prints registry, build and AcrPull" bash -c \
     'grep -q "az acr create" "$1" && grep -q "az acr build" "$1" && grep -q -- "--role AcrPull" "$1" && grep -q "^\[18/18\]" "$1"' _ "$WORK/dry-container.out"
+  check "--dry-run --moderator prints the app registration, the role and App Service authentication" bash -c \
+    'grep -q "^\[19/19\]" "$1" && grep -q "az ad app create" "$1" && grep -q "az rest --method post" "$1" && grep -q "az webapp auth update" "$1"' _ "$WORK/dry-mods.out"
   check "down --dry-run prints the deletion only" bash -c '[ "$(grep -c "^      az " "$1")" = 1 ] && grep -q "az group delete --name rg-demo --yes" "$1"' _ "$WORK/dry-down.out"
   check "the access token never appears in any output" no_token
 
@@ -288,7 +315,7 @@ PY
   section "every az command line against azure-cli $AZ_CLI_VERSION's own argument parser (offline)"
   if $HAVE_AZ; then
     HELP_CACHE=$CACHE/azure-cli-$AZ_CLI_VERSION-help
-    ALL=("$WORK"/up1.log "$WORK"/up3.log "$WORK"/drift.log "$WORK"/keep.log "$WORK"/keep2.log "$WORK"/container.log "$WORK"/container-drift.log "$WORK"/down.log "$WORK"/dry.out "$WORK"/dry-container.out "$WORK"/dry-down.out)
+    ALL=("$WORK"/up1.log "$WORK"/up3.log "$WORK"/drift.log "$WORK"/keep.log "$WORK"/keep2.log "$WORK"/container.log "$WORK"/container-drift.log "$WORK"/down.log "$WORK"/mods.log "$WORK"/dry-mods.out "$WORK"/dry.out "$WORK"/dry-container.out "$WORK"/dry-down.out)
     if "$AZ_VENV/bin/python" "$TEST_DIR/check_az_args.py" "$AZ_VENV/bin/python" "$HELP_CACHE" "${ALL[@]}" >"$WORK/args.out" 2>&1; then
       sed 's/^/  /' "$WORK/args.out"
       pass "every az command and flag the script uses exists in azure-cli $AZ_CLI_VERSION"

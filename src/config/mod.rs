@@ -7,6 +7,7 @@ mod blob;
 mod database;
 mod env;
 mod http;
+mod moderation;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +21,7 @@ pub use database::{
     PostgresSource, choose_auth, is_azure_postgres_host, postgres_host,
 };
 pub use http::{DEFAULT_MAX_PHOTO_BYTES, DEFAULT_PHOTO_MEMORY_LIMIT, HttpSettings};
+pub use moderation::{MODERATOR_ROLE, ModerationSettings};
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -49,6 +51,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The variables Azure credentials read (`AZURE_*`, `IDENTITY_*`, `MSI_*`), for choosing one.
     pub azure: AzureEnvironment,
+    /// Who may moderate (App Service authentication and `MODERATORS`).
+    pub moderation: ModerationSettings,
 }
 
 /// The Azure identity variables, kept for credential selection. `Debug` shows names only.
@@ -103,6 +107,7 @@ impl Settings {
             http: HttpSettings::default(),
             log_format: LogFormat::Pretty,
             azure: AzureEnvironment::default(),
+            moderation: ModerationSettings::default(),
         }
     }
 
@@ -125,6 +130,7 @@ impl Settings {
             settings.photos = PhotoSettings::AzureBlob(blob);
         }
         settings.http = http::from_vars(&vars)?;
+        settings.moderation = moderation::from_vars(&vars)?;
         settings.log_format = match vars.get("LOG_FORMAT").as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,

@@ -22,6 +22,8 @@ pub use paging::{Backend, PageAt, RestaurantFilter, Sort, details_page_sql, rest
 pub use postgres::{PgPool, PoolStatus};
 pub use queries::{Restaurant, Review};
 pub use search_key::fold;
+/// The SQLite sort key of a name (stored beside it; see sort_key.rs), for statements that set a name.
+pub use sort_key::name_key as sort_key_for;
 
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
@@ -65,6 +67,11 @@ pub static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
                 "../../migrations/postgres/20261215000001_restaurant_total_per_statement.sql"
             ),
         ),
+        (
+            20261220000001,
+            "moderation",
+            include_str!("../../migrations/postgres/20261220000001_moderation.sql"),
+        ),
     ])
 });
 static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
@@ -83,6 +90,11 @@ static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| {
             20261210000001,
             "search and sorts",
             include_str!("../../migrations/sqlite/20261210000001_search_and_sorts.sql"),
+        ),
+        (
+            20261220000001,
+            "moderation",
+            include_str!("../../migrations/sqlite/20261220000001_moderation.sql"),
         ),
     ])
 });

@@ -175,8 +175,9 @@ fn restaurant_queries(keys: &[&str], search: bool) -> PageQueries {
     }
 }
 
-/// A restaurant with one page of its reviews, newest first, on the `(restaurant_id, id DESC)`
-/// index; `$1` is the restaurant, `$2` the cursor or offset, `$3` the page size.
+/// A restaurant with one page of its visible reviews (hidden ones are left out, as they are
+/// from its totals), newest first, on the `(restaurant_id, id DESC)` index; `$1` is the
+/// restaurant, `$2` the cursor or offset, `$3` the page size.
 fn details_queries() -> PageQueries {
     let page = |condition: &str, direction: &str, offset: bool| {
         let offset = if offset { " OFFSET $2" } else { "" };
@@ -185,7 +186,7 @@ fn details_queries() -> PageQueries {
                     v.id, v.user_name, v.rating, v.review_text, v.review_date, v.image_name \
              FROM restaurant r LEFT JOIN (\
                  SELECT id, user_name, rating, review_text, review_date, image_name FROM review \
-                 WHERE restaurant_id = $1{condition} ORDER BY id {direction} LIMIT $3{offset}\
+                 WHERE restaurant_id = $1 AND NOT hidden{condition} ORDER BY id {direction} LIMIT $3{offset}\
              ) v ON 1 = 1 WHERE r.id = $1 ORDER BY v.id DESC"
         )
     };

@@ -10,6 +10,7 @@ mod azure;
 mod database;
 mod fixes;
 mod migrations;
+mod moderation;
 mod storage;
 
 use std::collections::HashMap;
@@ -144,6 +145,7 @@ pub async fn run(vars: &HashMap<String, String>) -> Report {
         }
     };
     report.push(Check::pass("settings", describe(&settings)));
+    report.push(moderation::check(&settings, vars));
 
     let tokens = azure::check_identity(&settings, &context, &mut report).await;
     if let DatabaseSettings::Postgres(pg) = &settings.database {
@@ -248,7 +250,8 @@ Usage: restaurant-review doctor [--json]
 
 Checks, with the app's own environment, everything it needs: settings, the Azure credential
 and a token for each scope, DNS/TCP/TLS to the database, sign-in, migrations and privileges,
-the Blob Storage container, a probe blob, the user-delegation key (sas mode) and clock skew.
+the Blob Storage container, a probe blob, the user-delegation key (sas mode), clock skew, and
+how moderators sign in (reported, never a failure).
 Prints one line a check (✓ or ✗) and, for each failure it knows, the command that fixes it.
 Exits 0 when every check passed, 1 otherwise.
 

@@ -19,15 +19,48 @@ const LIFETIME_SECONDS: i64 = 60;
 pub enum Flash {
     RestaurantAdded,
     ReviewAdded,
+    ReviewReported,
+    ReviewHidden,
+    ReviewRestored,
+    ReviewDeleted,
+    PhotoRemoved,
+    ReportsDismissed,
+    RestaurantSaved,
+    RestaurantsMerged,
+    NothingToDo,
+    SignedIn,
 }
 
 impl Flash {
-    const ALL: [Self; 2] = [Self::RestaurantAdded, Self::ReviewAdded];
+    const ALL: [Self; 12] = [
+        Self::RestaurantAdded,
+        Self::ReviewAdded,
+        Self::ReviewReported,
+        Self::ReviewHidden,
+        Self::ReviewRestored,
+        Self::ReviewDeleted,
+        Self::PhotoRemoved,
+        Self::ReportsDismissed,
+        Self::RestaurantSaved,
+        Self::RestaurantsMerged,
+        Self::NothingToDo,
+        Self::SignedIn,
+    ];
 
     fn code(self) -> &'static str {
         match self {
             Self::RestaurantAdded => "restaurant-added",
             Self::ReviewAdded => "review-added",
+            Self::ReviewReported => "review-reported",
+            Self::ReviewHidden => "review-hidden",
+            Self::ReviewRestored => "review-restored",
+            Self::ReviewDeleted => "review-deleted",
+            Self::PhotoRemoved => "photo-removed",
+            Self::ReportsDismissed => "reports-dismissed",
+            Self::RestaurantSaved => "restaurant-saved",
+            Self::RestaurantsMerged => "restaurants-merged",
+            Self::NothingToDo => "nothing-to-do",
+            Self::SignedIn => "signed-in",
         }
     }
 
@@ -35,6 +68,16 @@ impl Flash {
         match self {
             Self::RestaurantAdded => "Restaurant added. Be the first to review it below.",
             Self::ReviewAdded => "Review added. Thank you!",
+            Self::ReviewReported => "Thank you. A moderator will look at the review.",
+            Self::ReviewHidden => "Review hidden. It no longer counts in the restaurant's rating.",
+            Self::ReviewRestored => "Review restored. It shows and counts again.",
+            Self::ReviewDeleted => "Review deleted for good, with its photo.",
+            Self::PhotoRemoved => "Photo removed. The review stays.",
+            Self::ReportsDismissed => "Reports dismissed. The review stays as it is.",
+            Self::RestaurantSaved => "Restaurant saved.",
+            Self::RestaurantsMerged => "Restaurants merged. The old address now leads here.",
+            Self::NothingToDo => "Nothing to do: it was already so.",
+            Self::SignedIn => "Signed in as a moderator.",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod drain;
 pub mod error;
 pub mod flash;
 pub mod forms;
+pub mod moderator;
 pub mod routes;
 pub mod security;
 pub mod view;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub reviews: Reviews,
     /// Token sources for Azure services, reported by `/health`.
     pub token_sources: Vec<TokenSource>,
+    /// Who may moderate (App Service sign-in, local sign-in links).
+    pub moderators: moderator::ModeratorAccess,
 }
 
 /// The URL-encoded restaurant form is tiny; anything much larger is not a browser's doing.
@@ -100,6 +103,14 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
                 // Where the browser is left after a refused review: reloading it must not 405.
                 .get(reviews::review_address),
         )
+        // Moderation: visitors' reports, and the moderators' pages under /moderate/.
+        .route(
+            "/report/{id}",
+            get(routes::reports::report_form)
+                .post(routes::reports::report)
+                .layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT)),
+        )
+        .merge(routes::moderate::routes().layer(DefaultBodyLimit::max(RESTAURANT_FORM_LIMIT)))
         .route("/health", get(health::health))
         .route("/static/{name}", get(assets::static_asset))
         .route(&format!("{URL_PREFIX}{{*key}}"), get(photos::photo))

@@ -219,7 +219,7 @@ impl ReviewView {
     }
 }
 
-fn date_label(date: OffsetDateTime) -> String {
+pub fn date_label(date: OffsetDateTime) -> String {
     date.format(DATE_FORMAT).unwrap_or_default()
 }
 

@@ -3,7 +3,8 @@
 //! (1280 × 800) and phone (390 × 844) size against the app spawned here on port 0.
 //!
 //! Every page a flow visits is also checked for console errors, uncaught exceptions, CSP
-//! violations, horizontal scrolling (at 390 and 320 px) and the skip link. A failing step leaves
+//! violations, horizontal scrolling (at 390 and 320 px), the skip link, and axe-core's WCAG 2.1
+//! A and AA rules (axe-core pinned in package.json) at both sizes. A failing step leaves
 //! a screenshot in target/browser-artefacts/ and its path in the output; `BROWSER_SCREENSHOTS=1`
 //! keeps one of every page checked, under target/browser-artefacts/pages/.
 //!
@@ -57,6 +58,18 @@ fn missing_tools() -> Option<String> {
     None
 }
 
+/// One-time moderator sign-in links, one per viewport a flow runs at (space-separated).
+async fn sign_in_links(app: &TestApp) -> String {
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let token = restaurant_review::moderation::sign_in::new_link(&app.db)
+            .await
+            .expect("a sign-in link");
+        links.push(format!("{}/moderate/sign-in?token={token}", app.address));
+    }
+    links.join(" ")
+}
+
 /// Runs `node tests/browser/<flow>.mjs <app> <artefacts>` and fails the test, with the flow's
 /// output, unless it exits 0.
 async fn run_flow(app: &TestApp, flow: &str) {
@@ -71,6 +84,7 @@ async fn run_flow(app: &TestApp, flow: &str) {
         .arg(&artefacts)
         .current_dir(repo())
         .env("CHROMIUM", chromium())
+        .env("SIGN_IN_LINKS", sign_in_links(app).await)
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -115,6 +129,7 @@ async fn run_flow(app: &TestApp, flow: &str) {
 #[case::refusing_bad_reviews_keeps_what_was_typed("refusals", Backend::Sqlite)]
 #[case::reviewing_by_keyboard_alone("keyboard", Backend::Sqlite)]
 #[case::paging_through_the_list("paging", Backend::Sqlite)]
+#[case::a_visitor_reports_and_a_moderator_hides_the_review("moderation", Backend::Sqlite)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_a_real_browser_at_desktop_and_phone_size_the_flow_passes(
     #[case] flow: &str,

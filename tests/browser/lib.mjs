@@ -6,7 +6,8 @@
 // step passed. tests/api/browser.rs starts the app and runs them.
 
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { chromium } from "playwright-core";
 
@@ -26,6 +27,10 @@ export const BASE = base.replace(/\/$/, "");
 export const ARTEFACTS = artefacts;
 mkdirSync(ARTEFACTS, { recursive: true });
 const FLOW = path.basename(process.argv[1], ".mjs");
+// axe-core (pinned in package.json), evaluated in the page through the driver rather than added
+// as a <script>, which the site's CSP (script-src 'self') would rightly block.
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 // Screenshots of every page checked, for people to look at: BROWSER_SCREENSHOTS=1.
 const KEEP_SCREENSHOTS = process.env.BROWSER_SCREENSHOTS === "1";
 
@@ -107,6 +112,8 @@ class FlowContext {
       });
     });
     const page = await context.newPage();
+    // Where script is off axe-core cannot run (its checks wait on timers): see checkPage.
+    page.scriptOff = options.javaScriptEnabled === false;
     page.on("console", (message) => {
       // A refused request (413, 422...) is the point of some steps; the page must not be
       // broken by it, so only errors the page itself raises count.
@@ -162,7 +169,19 @@ class FlowContext {
       return focusable && focusable.textContent.trim();
     });
     assert.equal(first, "Skip to content", `${name}: the skip link is the first focusable element`);
+    await assertAccessible(page.scriptOff ? await this.scriptedCopy(page) : page, `${name} at ${this.size.width} px`);
     if (KEEP_SCREENSHOTS) await this.screenshot(page, name);
+  }
+
+  // The page's HTML as it is now, at its address, in a page of its own with script on (styles
+  // and images load from the app as usual), for checks that need script.
+  async scriptedCopy(page) {
+    const [url, html] = [page.url(), await page.content()];
+    const copy = await (await this.browser.newContext({ viewport: this.size, deviceScaleFactor: 1, reducedMotion: "reduce" })).newPage();
+    this.contexts.push(copy.context());
+    await copy.route(url, (route) => route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html }));
+    await copy.goto(url);
+    return copy;
   }
 
   async screenshot(page, name) {
@@ -170,6 +189,16 @@ class FlowContext {
     mkdirSync(path.dirname(file), { recursive: true });
     await page.screenshot({ path: file, fullPage: true });
   }
+}
+
+// No WCAG 2.1 A or AA violation that axe-core finds on the page as it is now.
+export async function assertAccessible(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async (tags) => {
+    const result = await window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.help}; ${v.nodes.slice(0, 3).map((n) => `${n.target.join(" ")}: ${n.failureSummary.replace(/\s+/g, " ")}`).join(" | ")}`);
+  }, WCAG_21_AA);
+  assert.deepEqual(violations, [], `${what}: WCAG 2.1 AA violations found by axe-core`);
 }
 
 export async function assertNoHorizontalScroll(page, what) {

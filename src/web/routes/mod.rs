@@ -2,7 +2,10 @@
 //! database, and renders the outcome; refusals and errors map to HTTP in `web::error`.
 
 pub mod health;
+pub mod moderate;
+mod moderate_actions;
 pub mod photos;
+pub mod reports;
 pub mod restaurants;
 pub mod reviews;
 

@@ -266,7 +266,21 @@ pub async fn details(
     let id = RestaurantId::parse(&id).ok_or(AppError::NotFound)?;
     let at = requested_position(query.as_deref());
     let number = shown_number(at, query);
-    let mut page = details_page(&app, id, at, number, &csrf, None).await?;
+    let mut page = match details_page(&app, id, at, number, &csrf, None).await {
+        // A restaurant merged into another: its address leads to the one it became.
+        Err(AppError::NotFound) => match crate::moderation::moved_to(&app.db, id).await? {
+            Some(into) => {
+                let location = format!("/{into}/");
+                return Ok((
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, location)],
+                )
+                    .into_response());
+            }
+            None => return Err(AppError::NotFound),
+        },
+        page => page?,
+    };
     let Some(shown) = Flash::from_request(&headers) else {
         return html(StatusCode::OK, &page);
     };

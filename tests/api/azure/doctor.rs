@@ -170,6 +170,7 @@ async fn doctor_is_green_against_a_correct_setup_and_shows_claims_but_never_toke
     assert_eq!(code, 0, "{report}");
     let expected = [
         "settings",
+        "moderator sign-in",
         "credential",
         "token https://ossrdbms-aad.database.windows.net/.default",
         "token https://storage.azure.com/.default",

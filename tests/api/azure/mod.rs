@@ -6,6 +6,7 @@ mod blob_photos;
 mod doctor;
 mod dropped_connections;
 mod forbidden_storage;
+mod moderated_photos;
 mod passwordless;
 mod soak;
 mod two_instances;

@@ -65,11 +65,19 @@ impl AzureRig {
 
     /// App Service's and the tutorial's settings for both PostgreSQL and Blob Storage.
     pub fn start_app(&self) -> AppProcess {
+        let vars = self.environment();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        AppProcess::start(&vars)
+    }
+
+    /// The variables [`AzureRig::start_app`] starts the binary with (for the `moderate`
+    /// command, or a start with a few more).
+    pub fn environment(&self) -> Vec<(String, String)> {
         let endpoint = self.azurite.endpoint();
         let ca = self.azurite.ca_file().display().to_string();
         let port = self.cluster.port.to_string();
-        AppProcess::start(&[
-            ("IDENTITY_ENDPOINT", &self.identity.app_service_url),
+        [
+            ("IDENTITY_ENDPOINT", self.identity.app_service_url.as_str()),
             ("IDENTITY_HEADER", self.identity.header_secret()),
             ("AZURE_CLIENT_ID", self.identity.client_id()),
             ("DBHOST", "127.0.0.1"),
@@ -84,7 +92,10 @@ impl AzureRig {
             ("STORAGE_CONTAINER_NAME", CONTAINER),
             ("STORAGE_CA_CERT_FILE", &ca),
             ("WEBSITE_HOSTNAME", "127.0.0.1"),
-        ])
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
     pub fn storage_token(&self) -> String {

@@ -151,6 +151,8 @@ pub struct TestApp {
     pub client: Client,
     pub db: Database,
     pub photo_dir: PathBuf,
+    /// The one-time moderator sign-in link the app made (it listens on loopback).
+    pub sign_in_link: Option<String>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _data_dir: TempDir,
@@ -202,6 +204,7 @@ impl TestApp {
             .expect("the application starts");
         let address = format!("http://{}", app.local_addr());
         let db = app.database().clone();
+        let sign_in_link = app.sign_in_link().map(str::to_owned);
         let (tx, rx) = oneshot::channel();
         let server = tokio::spawn(app.run_until(async {
             let _ = rx.await;
@@ -217,11 +220,40 @@ impl TestApp {
             client,
             db,
             photo_dir,
+            sign_in_link,
             shutdown: Some(tx),
             server: Some(server),
             _data_dir: data_dir,
             _pg: pg,
         })
+    }
+
+    /// The variables that point the real binary (the `moderate` command, say) at this app's
+    /// database and photos.
+    pub fn binary_environment(&self) -> Vec<(String, String)> {
+        let mut vars = vec![("PHOTO_DIR".to_owned(), self.photo_dir.display().to_string())];
+        match &self._pg {
+            Some(pg) => {
+                let admin = admin_options();
+                let password = std::env::var("TEST_POSTGRES_PASSWORD")
+                    .unwrap_or_else(|_| "unused-with-trust-auth".into());
+                vars.push((
+                    "DATABASE_URL".to_owned(),
+                    format!(
+                        "postgres://{}:{password}@{}:{}/{}",
+                        admin.get_username(),
+                        admin.get_host(),
+                        admin.get_port(),
+                        pg.name
+                    ),
+                ));
+            }
+            None => vars.push((
+                "DATA_DIR".to_owned(),
+                self._data_dir.path().display().to_string(),
+            )),
+        }
+        vars
     }
 
     pub fn url(&self, path: &str) -> String {
