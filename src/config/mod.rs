@@ -7,6 +7,7 @@ mod blob;
 mod database;
 mod env;
 mod http;
+mod rate_limit;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +21,7 @@ pub use database::{
     PostgresSource, choose_auth, is_azure_postgres_host, postgres_host,
 };
 pub use http::{DEFAULT_MAX_PHOTO_BYTES, DEFAULT_PHOTO_MEMORY_LIMIT, HttpSettings};
+pub use rate_limit::RateLimitSettings;
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -47,6 +49,8 @@ pub struct Settings {
     pub photos: PhotoSettings,
     pub http: HttpSettings,
     pub log_format: LogFormat,
+    /// How often one client may post reviews and restaurants.
+    pub rate_limit: RateLimitSettings,
     /// The variables Azure credentials read (`AZURE_*`, `IDENTITY_*`, `MSI_*`), for choosing one.
     pub azure: AzureEnvironment,
 }
@@ -102,6 +106,7 @@ impl Settings {
             },
             http: HttpSettings::default(),
             log_format: LogFormat::Pretty,
+            rate_limit: RateLimitSettings::default(),
             azure: AzureEnvironment::default(),
         }
     }
@@ -125,6 +130,7 @@ impl Settings {
             settings.photos = PhotoSettings::AzureBlob(blob);
         }
         settings.http = http::from_vars(&vars)?;
+        settings.rate_limit = rate_limit::from_vars(&vars)?;
         settings.log_format = match vars.get("LOG_FORMAT").as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,

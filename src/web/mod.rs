@@ -5,6 +5,7 @@ pub mod drain;
 pub mod error;
 pub mod flash;
 pub mod forms;
+pub mod rate_limit;
 pub mod routes;
 pub mod security;
 pub mod view;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub reviews: Reviews,
     /// Token sources for Azure services, reported by `/health`.
     pub token_sources: Vec<TokenSource>,
+    /// Spam control: how often one client may post reviews and restaurants.
+    pub posts: rate_limit::PostLimiter,
 }
 
 /// The URL-encoded restaurant form is tiny; anything much larger is not a browser's doing.

@@ -73,7 +73,9 @@ fn class(outcome: &Outcome) -> &'static str {
             match refusal.kind {
                 RefusalKind::Malformed => "malformed",
                 RefusalKind::TooLarge => "too-large",
-                RefusalKind::Invalid | RefusalKind::Unavailable => "unexpected",
+                RefusalKind::Invalid | RefusalKind::Unavailable | RefusalKind::TooMany => {
+                    "unexpected"
+                }
             }
         }
     }

@@ -15,6 +15,7 @@ mod pages;
 mod paging;
 mod parsers;
 mod photo_memory;
+mod rate_limit;
 mod refused_uploads;
 mod restaurants;
 mod reviews;
