@@ -1,5 +1,6 @@
 //! HTTP: routes, templates, forms, errors and the protections around them.
 
+pub mod api;
 pub mod assets;
 pub mod drain;
 pub mod error;
@@ -102,6 +103,15 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
                 ))
                 // Where the browser is left after a refused review: reloading it must not 405.
                 .get(reviews::review_address),
+        )
+        // The JSON API (its own errors, negotiation, CORS and cross-site guard; see api/).
+        .merge(
+            api::router(&http.api_cors_origins)
+                .layer(DefaultBodyLimit::max(review_body_limit))
+                .layer(middleware::from_fn_with_state(
+                    drain(review_body_limit),
+                    drain_unread_body,
+                )),
         )
         .route("/health", get(health::health))
         .route("/static/{name}", get(assets::static_asset))

@@ -11,6 +11,7 @@ mod binary;
 mod browser;
 mod database_auth;
 mod helpers;
+mod json_api;
 mod pages;
 mod paging;
 mod parsers;

@@ -50,7 +50,7 @@ pub async fn add_review(
     };
     let max_photo_bytes = app.reviews.limits.max_bytes;
     let mut too_many = None;
-    let outcome = match read_review(&headers, multipart, &csrf, max_photo_bytes).await {
+    let outcome = match read_review(&headers, multipart, Some(&csrf), max_photo_bytes).await {
         Ok(submission) if !database_up => Err(Refusal::not_saved_now(
             submission.input,
             submission.photo.is_some(),
