@@ -5,6 +5,7 @@
 //! property tests and corpus (parsers). One binary builds and links once, and lets the
 //! minutes-long token soaks run side by side with everything else.
 
+mod api_document;
 mod assets;
 mod azure;
 mod binary;

@@ -39,7 +39,7 @@ struct DocsPage {
     operations: Vec<OperationView>,
     /// (name, schema as JSON)
     schemas: Vec<(String, String)>,
-    problems: [(&'static str, &'static str); 12],
+    problems: [(&'static str, &'static str); 13],
 }
 
 fn text(value: &Value, key: &str) -> String {
@@ -143,7 +143,11 @@ pub async fn page() -> Response {
                 "cross-site",
                 "A browser sent a write from another site with this site's cookies (403). Call the API without credentials.",
             ),
-            ("not-found", "No such restaurant, review or resource (404)."),
+            ("not-found", "No such restaurant or review (404)."),
+            (
+                "no-such-resource",
+                "The API has no resource at that address (404).",
+            ),
             (
                 "method-not-allowed",
                 "The resource does not take that method (405).",

@@ -115,9 +115,9 @@ async fn method_not_allowed(request: Request) -> Response {
 async fn no_such_resource() -> Response {
     Problem::new(
         StatusCode::NOT_FOUND,
-        "not-found",
-        "Not found",
-        "There is no such resource; see /api/openapi.json.",
+        "no-such-resource",
+        "No such resource",
+        "The API has nothing at this address; see /api/openapi.json.",
     )
     .into_response()
 }

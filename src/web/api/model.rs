@@ -136,13 +136,13 @@ pub struct ReviewPage {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewRestaurantIn {
     #[serde(default)]
-    #[schema(required = true, max_length = 50)]
+    #[schema(required = true, min_length = 1, max_length = 50)]
     pub restaurant_name: String,
     #[serde(default)]
     #[schema(max_length = 50)]
     pub street_address: String,
     #[serde(default)]
-    #[schema(required = true, max_length = 250)]
+    #[schema(required = true, min_length = 1, max_length = 250)]
     pub description: String,
     /// `true` adds it even when a restaurant with the same name and address is listed (which
     /// is otherwise a 409 naming it).
@@ -165,7 +165,7 @@ impl NewRestaurantIn {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewReviewIn {
     #[serde(default)]
-    #[schema(required = true, max_length = 20)]
+    #[schema(required = true, min_length = 1, max_length = 20)]
     pub user_name: String,
     #[serde(default)]
     #[schema(required = true, minimum = 1, maximum = 5)]
@@ -194,7 +194,7 @@ impl From<NewReviewIn> for ReviewInput {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code, non_snake_case)]
 pub struct NewReviewMultipart {
-    #[schema(max_length = 20)]
+    #[schema(min_length = 1, max_length = 20)]
     pub user_name: String,
     /// 1 to 5.
     #[schema(pattern = "^[1-5]$")]
