@@ -25,6 +25,7 @@
 //! `BENCH_RTT_MS`, `BENCH_BEFORE`, `TEST_POSTGRES_URL` (default
 //! postgres://postgres@127.0.0.1:5432/postgres, trust auth).
 
+mod api;
 mod app;
 mod cluster;
 mod distance;
