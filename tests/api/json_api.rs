@@ -608,3 +608,41 @@ async fn the_reference_page_renders_every_operation_under_the_sites_csp_without_
     assert!(!page.contains("<script>") && !page.contains("cdn"));
     assert!(page.contains("id=\"problem-too-many-posts\""));
 }
+
+#[apply(both_backends)]
+async fn with_the_database_gone_reads_and_writes_are_503_problems_with_retry_after(
+    backend: Backend,
+) {
+    let Some(app) = TestApp::spawn(backend).await else {
+        return;
+    };
+    let id = add(&app, "Dark Kitchen").await;
+    // The app's pool is this one: closing it is the database going away.
+    app.db.close().await;
+
+    let reads = [
+        "/api/v1/restaurants".to_owned(),
+        format!("/api/v1/restaurants/{id}"),
+        format!("/api/v1/restaurants/{id}/reviews"),
+    ];
+    for path in reads {
+        let response = script().get(app.url(&path)).send().await.unwrap();
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+    for (path, body) in [
+        (
+            "/api/v1/restaurants".to_owned(),
+            json!({"restaurant_name": "Later", "description": "Posted in the outage."}),
+        ),
+        (
+            format!("/api/v1/restaurants/{id}/reviews"),
+            json!({"user_name": "Pat", "rating": 5}),
+        ),
+    ] {
+        let response = post_json(&app, &path, body).await;
+        assert!(response.headers().contains_key("retry-after"), "{path}");
+        problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    }
+    assert!(app.stored_photo_files().is_empty());
+}

@@ -5,7 +5,7 @@
 
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::http::{conditional_json, content_type_is, cursor_after};
 use super::model::{
@@ -16,7 +16,7 @@ use super::restaurants::{
     JSON_BODY_LIMIT, LIST_CACHE, created_json, page_link, page_params, query_fields, read_json,
     split_page,
 };
-use crate::db::{DbError, PageAt, Review};
+use crate::db::{PageAt, Review};
 use crate::domain::RestaurantId;
 use crate::reviews::{Refusal, Submission};
 use crate::web::AppState;
@@ -159,6 +159,8 @@ pub async fn get_review(
     responses(
         (status = 201, description = "Posted", body = ReviewOut, content_type = "application/json",
             headers(("Location" = String, description = "The new review"))),
+        (status = 202, description = "Saved, but it could not be read back just now: Location is where it will be",
+            headers(("Location" = String, description = "The new review"))),
         (status = 400, description = "The body could not be read", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A cross-site browser request carrying this site's cookies", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such restaurant", body = Problem, content_type = "application/problem+json"),
@@ -220,18 +222,33 @@ pub async fn create_review(
         .await
         .map_err(Problem::from_refusal)?;
     let location = format!("{}/{review_id}", reviews_href(id));
-    let (_, rows) = app
+    let stored = app
         .db
         .details_page(id, PageAt::After(review_id.saturating_add(1)), 1)
-        .await
-        .map_err(|error: DbError| Problem::from(error))?
-        .ok_or_else(Problem::not_found)?;
-    let review = rows
-        .into_iter()
-        .find(|r| r.id == review_id)
-        .ok_or_else(Problem::not_found)?;
-    let review = with_photo_links(&app, review).await;
-    Ok(created_json(&location, &review))
+        .await;
+    match stored {
+        Ok(Some((_, rows))) => match rows.into_iter().find(|r| r.id == review_id) {
+            Some(review) => Ok(created_json(
+                &location,
+                &with_photo_links(&app, review).await,
+            )),
+            None => Err(Problem::not_found()),
+        },
+        // Saved, but it cannot be read back just now: not an error (a retry would post it
+        // twice), a 202 pointing at where it can be read.
+        outcome => {
+            if let Err(error) = outcome {
+                tracing::warn!(error = %crate::error_chain(&error), "a posted review could not be read back");
+            }
+            let mut response = axum::http::StatusCode::ACCEPTED.into_response();
+            if let Ok(location) = axum::http::HeaderValue::from_str(&location) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::LOCATION, location);
+            }
+            Ok(response)
+        }
+    }
 }
 
 impl Problem {
