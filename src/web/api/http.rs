@@ -118,8 +118,9 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-/// A JSON read with a strong `ETag` (a hash of the body) and `cache_control`; 304 when the
-/// request's `If-None-Match` already names it.
+/// A JSON read with an `ETag` (a hash of the body) and `cache_control`; 304 when the
+/// request's `If-None-Match` already names it. The tag is weak (`W/`): the response may be
+/// sent gzip- or br-compressed, and a strong tag would have to differ per encoding.
 pub fn conditional_json<T: Serialize>(
     request_headers: &HeaderMap,
     value: &T,
@@ -139,14 +140,15 @@ pub fn conditional_json<T: Serialize>(
         }
     };
     let digest = Sha256::digest(&body);
-    let etag = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
+    let opaque = format!("\"{}\"", URL_SAFE_NO_PAD.encode(&digest[..16]));
+    let etag = format!("W/{opaque}");
     let matches = request_headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*");
+        .any(|tag| tag == opaque || tag == "*");
     let status = if matches {
         StatusCode::NOT_MODIFIED
     } else {
