@@ -146,3 +146,28 @@ async fn on_app_service_the_platforms_entry_is_the_client_not_the_clients_first_
     assert_eq!(someone_else, StatusCode::SEE_OTHER);
     assert_eq!(app.review_count().await, 2);
 }
+
+#[apply(both_backends)]
+async fn the_forms_and_the_api_draw_on_one_allowance(backend: Backend) {
+    let Some(app) = app_allowing_one_post(backend, false).await else {
+        return;
+    };
+    let through_the_api = app
+        .client
+        .post(app.url("/api/v1/restaurants"))
+        .json(&serde_json::json!({"restaurant_name": "By API", "description": "First."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through_the_api.status(), StatusCode::CREATED);
+
+    let through_the_form = app
+        .post_restaurant_form(&[
+            ("restaurant_name", "By form"),
+            ("description", "Second, too soon."),
+        ])
+        .await;
+
+    assert_eq!(through_the_form.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(app.restaurant_count().await, 1);
+}
