@@ -66,6 +66,19 @@ else
 fi
 export CHROMIUM
 
+step "schemathesis (the API fuzzer, pinned, from PyPI into target/schemathesis-venv)"
+# tests/api/api_document.rs runs it against the app and its own OpenAPI document.
+SCHEMATHESIS_VERSION=4.32.5
+st_venv=target/schemathesis-venv
+if ! "$st_venv/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  { python3 -m venv "$st_venv" &&
+    "$st_venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"; } ||
+    { [ "${CI:-}" = "true" ] && { echo "installing schemathesis failed (python3 with venv and pip needed)" >&2; exit 1; }; } ||
+    echo "schemathesis not installed; the API fuzz test will be skipped"
+fi
+"$st_venv/bin/st" --version 2>/dev/null || true
+export SCHEMATHESIS="$PWD/$st_venv/bin/st"
+
 step "deployment checks (shellcheck, hadolint, deploy/azure.sh against a stub az, every az flag against the real CLI)"
 bash deploy/test/run.sh
 

@@ -62,6 +62,13 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Each field's message, by field name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0
+            .iter()
+            .map(|(field, message)| (*field, message.as_str()))
+    }
+
     pub fn insert(&mut self, field: &'static str, message: impl Into<String>) {
         self.0.insert(field, message.into());
     }

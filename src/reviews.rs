@@ -33,6 +33,8 @@ pub enum RefusalKind {
     TooLarge,
     /// Storage or the database failed; try again (503).
     Unavailable,
+    /// The client posts too often (429); nothing was tried.
+    TooMany,
 }
 
 /// The review form's state when the page is shown again after a refused submission.
@@ -57,7 +59,7 @@ impl Refusal {
         photo_was_sent: bool,
     ) -> Self {
         let mut message = match kind {
-            RefusalKind::Unavailable => "Review not added.",
+            RefusalKind::Unavailable | RefusalKind::TooMany => "Review not added.",
             _ => "Review not added. Please correct the fields marked below.",
         }
         .to_owned();
@@ -95,6 +97,13 @@ impl Refusal {
     /// The database is down: nothing was tried, the form comes back as typed.
     pub fn not_saved_now(input: ReviewInput, photo_was_sent: bool) -> Self {
         Self::unavailable(input, field::FORM, NOT_SAVED_NOW, photo_was_sent)
+    }
+
+    /// The client is over the post rate limit: nothing was tried, the form comes back as typed
+    /// with `message` (which says how long to wait).
+    pub fn too_many(input: ReviewInput, message: String, photo_was_sent: bool) -> Self {
+        let errors = FieldErrors::one(field::FORM, message);
+        Self::new(RefusalKind::TooMany, input, errors, photo_was_sent)
     }
 
     /// Nothing was saved because a service failed; `at` is the field the message belongs to.

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 use crate::config::{DatabaseSettings, PhotoSettings, PhotoUrlMode, Settings};
 use crate::db::{Database, DbError, POSTGRES_SCOPE};
@@ -201,6 +203,7 @@ impl Application {
             reviews,
             token_sources,
             moderators,
+            posts: web::rate_limit::PostLimiter::new(&settings.rate_limit),
         };
         let photo_origin = match &settings.photos {
             PhotoSettings::AzureBlob(blob) if blob.url_mode != PhotoUrlMode::Proxy => {
@@ -293,9 +296,9 @@ impl Application {
                 );
                 last_full_warning = Some(Instant::now());
             }
-            let stream = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _peer)) => stream,
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         // Usually running out of file descriptors: back off instead of spinning.
                         tracing::warn!(%error, "accepting a connection failed");
@@ -305,7 +308,13 @@ impl Application {
                 },
                 () = &mut shutdown => break,
             };
-            let service = TowerToHyperService::new(self.router.clone());
+            // The peer's address, for the rate limit (`web::rate_limit`).
+            let service = TowerToHyperService::new(self.router.clone().map_request(
+                move |mut request: axum::http::Request<_>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                },
+            ));
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let header_read_timeout = self.header_read_timeout;

@@ -42,6 +42,8 @@ impl App {
             // The default log level (info, request spans on), as people run it.
             .env("PORT", port.to_string())
             .env("DATA_DIR", data_dir)
+            // The load posts from one address.
+            .env("RATE_LIMIT_POSTS_PER_MINUTE", "0")
             .stdout(Stdio::null());
         for (name, value) in env {
             command.env(name, value);

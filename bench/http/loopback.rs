@@ -112,6 +112,15 @@ fn routes(backend: Backend, size: Size, stylesheet: String, page_500: Option<i64
             floor: details_floor(PageAt::Last),
         },
     ];
+    routes.extend(
+        super::api::routes(backend, id)
+            .into_iter()
+            .map(|(name, path, floor)| Route {
+                name,
+                path,
+                floor: Some(floor),
+            }),
+    );
     if let Some(cursor) = page_500 {
         routes.push(Route {
             name: "/?page=500",

@@ -8,7 +8,7 @@
 //!   copied), with the same parameters and concurrency, straight against the database
 //!   (pgbench on PostgreSQL; on SQLite, which has no server, a loop of the query through sqlx
 //!   in this process). The static route is the HTTP stack's ceiling. At 10,000 restaurants and
-//!   more, `/?page=500` too.
+//!   more, `/?page=500` too. The JSON API's list and one restaurant (api.rs) beside the pages.
 //! - Distance (distance.rs): PostgreSQL `BENCH_RTT_MS` away (default 1 ms, App Service to a
 //!   Flexible Server in its region) over a link this benchmark makes (link.rs): latency at one
 //!   connection and throughput at full concurrency beside pgbench over the same link; the
@@ -25,6 +25,7 @@
 //! `BENCH_RTT_MS`, `BENCH_BEFORE`, `TEST_POSTGRES_URL` (default
 //! postgres://postgres@127.0.0.1:5432/postgres, trust auth).
 
+mod api;
 mod app;
 mod cluster;
 mod cpu;

@@ -28,6 +28,8 @@ pub struct HttpSettings {
     /// Most memory, in bytes, that photos being decoded may hold at once, shared by all uploads
     /// (`PHOTO_MEMORY_LIMIT_MB`); a photo that needs more than all of it is refused.
     pub photo_memory_limit: u64,
+    /// Origins allowed to call the JSON API from a browser (`API_CORS_ORIGINS`); none: no CORS.
+    pub api_cors_origins: Vec<String>,
 }
 
 /// File descriptors kept back from client connections: the database pool, storage clients,
@@ -76,6 +78,7 @@ impl Default for HttpSettings {
                 .clamp(1, 4),
             max_connections: default_max_connections(open_files_limit()),
             photo_memory_limit: DEFAULT_PHOTO_MEMORY_LIMIT,
+            api_cors_origins: Vec::new(),
         }
     }
 }
@@ -128,6 +131,9 @@ pub(super) fn from_vars(vars: &Vars) -> Result<HttpSettings, ConfigError> {
         }
         http.photo_memory_limit = megabytes.saturating_mul(MIB);
     }
+    if let Some(list) = vars.get("API_CORS_ORIGINS") {
+        http.api_cors_origins = cors_origins(&list)?;
+    }
     let mut hosts: Vec<String> = Vec::new();
     if let Some(site) = vars.get("WEBSITE_HOSTNAME") {
         hosts.push(site.to_ascii_lowercase());
@@ -143,6 +149,26 @@ pub(super) fn from_vars(vars: &Vars) -> Result<HttpSettings, ConfigError> {
         http.allowed_hosts = Some(hosts);
     }
     Ok(http)
+}
+
+/// `https://app.example.com, http://localhost:3000`: each an origin (scheme, host, optional
+/// port; no path), as browsers send it in `Origin`.
+fn cors_origins(list: &str) -> Result<Vec<String>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|origin| {
+            let parsed = url::Url::parse(origin).ok();
+            let serialized = parsed.as_ref().map(|u| u.origin().ascii_serialization());
+            match serialized {
+                Some(s) if s == origin.trim_end_matches('/') && s != "null" => Ok(s),
+                _ => Err(invalid(
+                    "API_CORS_ORIGINS",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                )),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -178,6 +204,17 @@ mod tests {
             let map = vars(&[(name, value)]);
             let err = from_vars(&Vars(&map)).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_origins_only() {
+        assert_eq!(
+            cors_origins("https://a.example, http://localhost:3000/").unwrap(),
+            vec!["https://a.example", "http://localhost:3000"]
+        );
+        for bad in ["*", "a.example", "https://a.example/path", "null"] {
+            assert!(cors_origins(bad).is_err(), "{bad}");
         }
     }
 }

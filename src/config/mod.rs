@@ -8,6 +8,7 @@ mod database;
 mod env;
 mod http;
 mod moderation;
+mod rate_limit;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +23,7 @@ pub use database::{
 };
 pub use http::{DEFAULT_MAX_PHOTO_BYTES, DEFAULT_PHOTO_MEMORY_LIMIT, HttpSettings};
 pub use moderation::{MODERATOR_ROLE, ModerationSettings};
+pub use rate_limit::RateLimitSettings;
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
 
@@ -49,6 +51,8 @@ pub struct Settings {
     pub photos: PhotoSettings,
     pub http: HttpSettings,
     pub log_format: LogFormat,
+    /// How often one client may post reviews and restaurants.
+    pub rate_limit: RateLimitSettings,
     /// The variables Azure credentials read (`AZURE_*`, `IDENTITY_*`, `MSI_*`), for choosing one.
     pub azure: AzureEnvironment,
     /// Who may moderate (App Service authentication and `MODERATORS`).
@@ -106,6 +110,7 @@ impl Settings {
             },
             http: HttpSettings::default(),
             log_format: LogFormat::Pretty,
+            rate_limit: RateLimitSettings::default(),
             azure: AzureEnvironment::default(),
             moderation: ModerationSettings::default(),
         }
@@ -131,6 +136,7 @@ impl Settings {
         }
         settings.http = http::from_vars(&vars)?;
         settings.moderation = moderation::from_vars(&vars)?;
+        settings.rate_limit = rate_limit::from_vars(&vars)?;
         settings.log_format = match vars.get("LOG_FORMAT").as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,

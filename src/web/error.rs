@@ -21,6 +21,7 @@ pub fn refusal_status(kind: RefusalKind) -> StatusCode {
         RefusalKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
         RefusalKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         RefusalKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        RefusalKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
     }
 }
 
@@ -105,6 +106,14 @@ struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
     status: u16,
+}
+
+/// `Retry-After: <seconds>` on a response (429 and 503 say when to come back).
+pub fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, seconds.into());
+    response
 }
 
 /// A page for a status code that carries no error value (e.g. the 404 fallback).

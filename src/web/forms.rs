@@ -112,11 +112,12 @@ impl From<Refusal> for ReadFailure {
 /// Reads the multipart review form (`user_name`, `rating`, `review_text`, `reviewImage`, and
 /// the CSRF token): the token is checked before the photo is read, and the photo's size while
 /// it arrives; with a declared size over the limit the photo is refused without reading it,
-/// the text fields before it still kept.
+/// the text fields before it still kept. `csrf` is `None` for the API, which takes no cookies
+/// (and so needs no token).
 pub async fn read_review(
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
-    csrf: &CsrfToken,
+    csrf: Option<&CsrfToken>,
     max_photo_bytes: u64,
 ) -> Result<Submission, ReadFailure> {
     let declared = headers
@@ -185,10 +186,10 @@ impl ReviewReader {
     async fn read(
         &mut self,
         mut multipart: Multipart,
-        csrf: &CsrfToken,
+        csrf: Option<&CsrfToken>,
     ) -> Result<Submission, Stop> {
         let mut photo = None;
-        let (mut photo_seen, mut token_ok) = (false, false);
+        let (mut photo_seen, mut token_ok) = (false, csrf.is_none());
         while let Some(mut part) = multipart.next_field().await? {
             let name = part
                 .name()
@@ -220,7 +221,9 @@ impl ReviewReader {
                 .ok_or_else(|| FormError::FieldTooLong(name.clone()))?;
             let text = String::from_utf8(bytes.to_vec())
                 .map_err(|_| FormError::InvalidUtf8(name.clone()))?;
-            if name == CSRF_FIELD {
+            if let Some(csrf) = csrf
+                && name == CSRF_FIELD
+            {
                 token_ok = csrf.matches(&text);
             }
             if self.texts.insert(name.clone(), text).is_some() {

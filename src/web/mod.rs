@@ -1,10 +1,12 @@
 //! HTTP: routes, templates, forms, errors and the protections around them.
 
+pub mod api;
 pub mod assets;
 pub mod drain;
 pub mod error;
 pub mod flash;
 pub mod forms;
+pub mod rate_limit;
 pub mod moderator;
 pub mod routes;
 pub mod security;
@@ -48,6 +50,8 @@ pub struct AppState {
     pub reviews: Reviews,
     /// Token sources for Azure services, reported by `/health`.
     pub token_sources: Vec<TokenSource>,
+    /// Spam control: how often one client may post reviews and restaurants.
+    pub posts: rate_limit::PostLimiter,
     /// Who may moderate (App Service sign-in, local sign-in links).
     pub moderators: moderator::ModeratorAccess,
 }
@@ -102,6 +106,15 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
                 ))
                 // Where the browser is left after a refused review: reloading it must not 405.
                 .get(reviews::review_address),
+        )
+        // The JSON API (its own errors, negotiation, CORS and cross-site guard; see api/).
+        .merge(
+            api::router(&http.api_cors_origins)
+                .layer(DefaultBodyLimit::max(review_body_limit))
+                .layer(middleware::from_fn_with_state(
+                    drain(review_body_limit),
+                    drain_unread_body,
+                )),
         )
         // Moderation: visitors' reports, and the moderators' pages under /moderate/.
         .route(

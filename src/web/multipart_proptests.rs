@@ -37,7 +37,7 @@ fn read(content_type: &str, declared: Option<usize>, body: Vec<u8>) -> Option<Ou
                         multipart: Result<Multipart, MultipartRejection>| {
         let sink = sink.clone();
         async move {
-            let outcome = read_review(&headers, multipart, &csrf, MAX_PHOTO_BYTES).await;
+            let outcome = read_review(&headers, multipart, Some(&csrf), MAX_PHOTO_BYTES).await;
             *sink.lock().unwrap() = Some(outcome);
         }
     };
@@ -73,7 +73,9 @@ fn class(outcome: &Outcome) -> &'static str {
             match refusal.kind {
                 RefusalKind::Malformed => "malformed",
                 RefusalKind::TooLarge => "too-large",
-                RefusalKind::Invalid | RefusalKind::Unavailable => "unexpected",
+                RefusalKind::Invalid | RefusalKind::Unavailable | RefusalKind::TooMany => {
+                    "unexpected"
+                }
             }
         }
     }

@@ -5,17 +5,20 @@
 //! property tests and corpus (parsers). One binary builds and links once, and lets the
 //! minutes-long token soaks run side by side with everything else.
 
+mod api_document;
 mod assets;
 mod azure;
 mod binary;
 mod browser;
 mod database_auth;
 mod helpers;
+mod json_api;
 mod moderation;
 mod pages;
 mod paging;
 mod parsers;
 mod photo_memory;
+mod rate_limit;
 mod refused_uploads;
 mod restaurants;
 mod reviews;

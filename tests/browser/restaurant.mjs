@@ -93,5 +93,11 @@ await run(async (ctx) => {
     await ctx.checkPage(page, `error-${status}`);
     assert.ok(await page.getByText("Page not found").isVisible());
   }
+
+  ctx.begin("API reference");
+  const docs = await page.goto(`${BASE}/api/docs`);
+  assert.equal(docs.status(), 200);
+  await ctx.checkPage(page, "api-docs");
+  assert.ok(await page.getByRole("heading", { name: /GET \/api\/v1\/restaurants$/ }).isVisible());
   assert.ok(url.endsWith("/"));
 });

@@ -15,6 +15,6 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::error::AppError;
 
-fn html(status: StatusCode, template: &impl Template) -> Result<Response, AppError> {
+pub(crate) fn html(status: StatusCode, template: &impl Template) -> Result<Response, AppError> {
     Ok((status, Html(template.render()?)).into_response())
 }

@@ -19,9 +19,10 @@ use crate::forms::{FieldErrors, RestaurantInput, ReviewInput, field};
 use crate::photos::processing::human_bytes;
 use crate::reviews::ReviewFormState;
 use crate::web::AppState;
-use crate::web::error::AppError;
+use crate::web::error::{AppError, with_retry_after};
 use crate::web::flash::{self, Flash};
 use crate::web::forms::parse_urlencoded;
+use crate::web::rate_limit::Poster;
 use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
 use crate::web::view::{
     Pager, RestaurantView, ReviewView, page_instead, requested_position, shown_number,
@@ -196,6 +197,7 @@ fn is_urlencoded(headers: &HeaderMap) -> bool {
 pub async fn add_restaurant(
     State(app): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
+    Poster(client): Poster,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, AppError> {
@@ -233,6 +235,11 @@ pub async fn add_restaurant(
     }
     let confirmed = fields.remove(field::CONFIRM_DUPLICATE).is_some();
     let input = RestaurantInput::from_fields(&mut fields);
+    if let Err(too_many) = app.posts.check(client) {
+        let errors = FieldErrors::one(field::FORM, too_many.message());
+        let page = refused(input, errors, StatusCode::TOO_MANY_REQUESTS)?;
+        return Ok(with_retry_after(page, too_many.retry_after_secs()));
+    }
     match input.validate() {
         Ok(new) => {
             // The same name and address (case, accents and spacing aside) is most likely the

@@ -16,9 +16,10 @@ use crate::domain::{RestaurantId, ReviewText, UserName};
 use crate::forms::field;
 use crate::reviews::Refusal;
 use crate::web::AppState;
-use crate::web::error::{AppError, refusal_status};
+use crate::web::error::{AppError, refusal_status, with_retry_after};
 use crate::web::flash::{self, Flash};
 use crate::web::forms::{ReadFailure, read_review};
+use crate::web::rate_limit::Poster;
 use crate::web::security::{CSRF_FIELD, CsrfToken, csrf_failure};
 
 /// The review form alone, for when the restaurant's page cannot be read.
@@ -34,6 +35,7 @@ pub async fn add_review(
     State(app): State<AppState>,
     Extension(csrf): Extension<CsrfToken>,
     Path(id): Path<String>,
+    Poster(client): Poster,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, AppError> {
@@ -47,12 +49,25 @@ pub async fn add_review(
         Err(error) => return Err(error.into()),
     };
     let max_photo_bytes = app.reviews.limits.max_bytes;
-    let outcome = match read_review(&headers, multipart, &csrf, max_photo_bytes).await {
+    let mut too_many = None;
+    let outcome = match read_review(&headers, multipart, Some(&csrf), max_photo_bytes).await {
         Ok(submission) if !database_up => Err(Refusal::not_saved_now(
             submission.input,
             submission.photo.is_some(),
         )),
-        Ok(submission) => app.reviews.post(id, submission).await,
+        // Counted before the photo is processed: a flood costs no image work.
+        Ok(submission) => match app.posts.check(client) {
+            Ok(()) => app.reviews.post(id, submission).await,
+            Err(refused) => {
+                too_many = Some(refused);
+                let photo_was_sent = submission.photo.is_some();
+                Err(Refusal::too_many(
+                    submission.input,
+                    refused.message(),
+                    photo_was_sent,
+                ))
+            }
+        },
         Err(ReadFailure::Csrf) => return Ok(csrf_failure()),
         Err(ReadFailure::Refused(refusal)) => Err(refusal),
     };
@@ -63,7 +78,13 @@ pub async fn add_review(
             &format!("/{id}/"),
             Flash::ReviewAdded,
         )),
-        Err(refusal) => render_refused(&app, id, &csrf, refusal).await,
+        Err(refusal) => {
+            let page = render_refused(&app, id, &csrf, refusal).await?;
+            Ok(match too_many {
+                Some(refused) => with_retry_after(page, refused.retry_after_secs()),
+                None => page,
+            })
+        }
     }
 }
 

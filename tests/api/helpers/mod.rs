@@ -182,6 +182,8 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::local(data_dir.path());
         settings.listen = "127.0.0.1:0".parse().unwrap();
+        // Tests post in bulk from one address; the rate limit's own tests turn it on.
+        settings.rate_limit = restaurant_review::config::RateLimitSettings::off();
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {

@@ -54,6 +54,8 @@ impl AppProcess {
                 std::env::var("APP_LOG").unwrap_or_else(|_| "info".into()),
             )
             .env("PORT", port.to_string())
+            // Tests post in bulk from one address; the rate limit's own tests set it.
+            .env("RATE_LIMIT_POSTS_PER_MINUTE", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in vars {
