@@ -7,6 +7,7 @@ mod blob;
 mod database;
 mod env;
 mod http;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +23,10 @@ pub use database::{
 pub use http::{DEFAULT_MAX_PHOTO_BYTES, DEFAULT_PHOTO_MEMORY_LIMIT, HttpSettings};
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
+pub use telemetry::{
+    AppInsightsSettings, MONITOR_SCOPE, OtlpSettings, ParentRoot, QueueSettings, Sampler,
+    TelemetrySettings,
+};
 
 #[cfg(test)]
 pub(crate) use env::vars as test_vars;
@@ -49,6 +54,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The variables Azure credentials read (`AZURE_*`, `IDENTITY_*`, `MSI_*`), for choosing one.
     pub azure: AzureEnvironment,
+    /// Where traces, logs and metrics go (nowhere unless configured).
+    pub telemetry: TelemetrySettings,
 }
 
 /// The Azure identity variables, kept for credential selection. `Debug` shows names only.
@@ -103,6 +110,7 @@ impl Settings {
             http: HttpSettings::default(),
             log_format: LogFormat::Pretty,
             azure: AzureEnvironment::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 
@@ -125,6 +133,21 @@ impl Settings {
             settings.photos = PhotoSettings::AzureBlob(blob);
         }
         settings.http = http::from_vars(&vars)?;
+        // Telemetry: APPLICATIONINSIGHTS_AUTHENTICATION_STRING's ClientId names the identity
+        // when AZURE_CLIENT_ID does not (one identity signs in everywhere).
+        settings.telemetry = telemetry::from_vars(&vars)?;
+        if let Some(id) = settings
+            .telemetry
+            .app_insights
+            .as_ref()
+            .and_then(|a| a.client_id.clone())
+        {
+            settings
+                .azure
+                .vars
+                .entry("AZURE_CLIENT_ID".into())
+                .or_insert(id);
+        }
         settings.log_format = match vars.get("LOG_FORMAT").as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
