@@ -23,16 +23,19 @@ pub fn request_span(request: &Request) -> tracing::Span {
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
+    // The router runs this after routing, so the route template is known here (and must be:
+    // an OpenTelemetry span's name is fixed once it starts).
+    let route = route(request);
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
-        route = Empty,
+        route,
         request_id,
-        otel.name = Empty,
+        otel.name = %format_args!("{} {route}", request.method()),
         otel.kind = "server",
         otel.status_code = Empty,
         http.request.method = %request.method(),
-        http.route = Empty,
+        http.route = route,
         http.response.status_code = Empty,
     );
     if super::installed().is_some() {
@@ -44,20 +47,13 @@ pub fn request_span(request: &Request) -> tracing::Span {
     span
 }
 
-/// Inside the request span, after routing: names the span by its route, records the status
+/// Inside the request span: records the status
 /// (5xx marks it failed) and the request metrics.
 pub async fn record(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
-    let route = route.as_deref().unwrap_or(UNMATCHED).to_owned();
+    let route = route(&request).to_owned();
     let span = tracing::Span::current();
-    span.record("route", route.as_str());
-    span.record("http.route", route.as_str());
-    span.record("otel.name", format!("{method} {route}"));
     let response = next.run(request).await;
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
@@ -66,6 +62,13 @@ pub async fn record(request: Request, next: Next) -> Response {
     }
     metrics::request(method.as_str(), &route, status, started.elapsed());
     response
+}
+
+fn route(request: &Request) -> &str {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str)
 }
 
 struct Headers<'a>(&'a axum::http::HeaderMap);

@@ -65,10 +65,15 @@ impl AzureRig {
 
     /// App Service's and the tutorial's settings for both PostgreSQL and Blob Storage.
     pub fn start_app(&self) -> AppProcess {
+        self.start_app_with(&[])
+    }
+
+    /// The same settings and `extra` ones (telemetry, for instance).
+    pub fn start_app_with(&self, extra: &[(&str, &str)]) -> AppProcess {
         let endpoint = self.azurite.endpoint();
         let ca = self.azurite.ca_file().display().to_string();
         let port = self.cluster.port.to_string();
-        AppProcess::start(&[
+        let settings: &[(&str, &str)] = &[
             ("IDENTITY_ENDPOINT", &self.identity.app_service_url),
             ("IDENTITY_HEADER", self.identity.header_secret()),
             ("AZURE_CLIENT_ID", self.identity.client_id()),
@@ -84,7 +89,9 @@ impl AzureRig {
             ("STORAGE_CONTAINER_NAME", CONTAINER),
             ("STORAGE_CA_CERT_FILE", &ca),
             ("WEBSITE_HOSTNAME", "127.0.0.1"),
-        ])
+        ];
+        let vars: Vec<(&str, &str)> = settings.iter().chain(extra).copied().collect();
+        AppProcess::start(&vars)
     }
 
     pub fn storage_token(&self) -> String {
