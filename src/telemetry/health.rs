@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -14,10 +15,17 @@ pub struct ExportHealth {
     state: Mutex<State>,
 }
 
+/// An outage that ends and starts again within this long (an export begun during the outage
+/// failing after another succeeded) is not announced again.
+const QUIET_BETWEEN_WARNINGS: Duration = Duration::from_secs(300);
+
 #[derive(Debug, Default)]
 struct State {
-    /// Since the last successful export, items have been lost: the log has said so once.
+    /// Since the last successful export, items have been lost.
     dropping: bool,
+    /// The log said so (once an outage, and at most once in `QUIET_BETWEEN_WARNINGS`).
+    announced: bool,
+    last_warning: Option<Instant>,
     dropped_at_start_of_outage: u64,
     last_error: Option<String>,
 }
@@ -40,8 +48,10 @@ impl ExportHealth {
         let mut state = self.state.lock().expect("export health lock");
         if state.dropping {
             state.dropping = false;
-            let lost = self.dropped.load(Ordering::Relaxed) - state.dropped_at_start_of_outage;
-            tracing::info!(dropped_meanwhile = lost, "telemetry export resumed");
+            if std::mem::take(&mut state.announced) {
+                let lost = self.dropped.load(Ordering::Relaxed) - state.dropped_at_start_of_outage;
+                tracing::info!(dropped_meanwhile = lost, "telemetry export resumed");
+            }
         }
     }
 
@@ -62,8 +72,16 @@ impl ExportHealth {
         if state.last_error.as_deref() != Some(reason) {
             state.last_error = Some(reason.to_owned());
         }
-        if !state.dropping {
-            state.dropping = true;
+        if state.dropping {
+            return;
+        }
+        state.dropping = true;
+        let quiet = state
+            .last_warning
+            .is_some_and(|at| at.elapsed() < QUIET_BETWEEN_WARNINGS);
+        if !quiet {
+            state.announced = true;
+            state.last_warning = Some(Instant::now());
             state.dropped_at_start_of_outage = self.dropped.load(Ordering::Relaxed);
             drop(state);
             // Once per outage: the drops themselves are counted in /health.

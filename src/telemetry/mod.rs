@@ -154,15 +154,11 @@ where
     }
 }
 
-/// Spans of this app (debug level included: statements, Blob calls, token fetches) and its
-/// errors (which become exceptions on their span).
+/// Spans of this app, debug level included (statements, Blob calls, token fetches). Events go
+/// as logs (below), correlated with their span; errors logged with `exception.type` and
+/// `exception.message` become exceptions.
 fn exported_as_trace(meta: &Metadata<'_>) -> bool {
-    ours(meta)
-        && if meta.is_span() {
-            *meta.level() <= Level::DEBUG
-        } else {
-            *meta.level() == Level::ERROR
-        }
+    ours(meta) && meta.is_span() && *meta.level() <= Level::DEBUG
 }
 
 /// Warnings and errors, from this app and the libraries it uses, but never from the export

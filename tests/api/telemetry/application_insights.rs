@@ -40,7 +40,7 @@ fn borrowed(vars: &[(String, String)]) -> Vec<(&str, &str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_view_arrives_as_requests_and_dependencies_under_one_operation_without_typed_text_or_secrets()
  {
-    let Some(rig) = AzureRig::start(Duration::from_secs(3600)).await else {
+    let Some(mut rig) = AzureRig::start(Duration::from_secs(3600)).await else {
         return;
     };
     let ingestion = FakeIngestion::start().await;
@@ -98,6 +98,61 @@ async fn a_page_view_arrives_as_requests_and_dependencies_under_one_operation_wi
         names.iter().all(|n| !n.contains(page.as_str())),
         "{names:?}"
     );
+
+    // A failure: Blob Storage down, the review refused with 503; its cause chain arrives as
+    // an exception of that request's operation.
+    rig.azurite.stop();
+    let client = browser();
+    let html = crate::helpers::process::get_page(&client, &app, &page).await;
+    let form = reqwest::multipart::Form::new()
+        .text(
+            "csrfmiddlewaretoken",
+            crate::helpers::extract_csrf(&html).unwrap(),
+        )
+        .text("user_name", TYPED_USER)
+        .text("rating", "2")
+        .text("review_text", TYPED_REVIEW)
+        .part(
+            "reviewImage",
+            crate::helpers::photo_part(crate::helpers::PHONE_PHOTO, "IMG_0043.JPG", "image/jpeg"),
+        );
+    let refused = client
+        .post(app.url(&format!("/review/{}", page.trim_matches('/'))))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    let failed = ingestion
+        .wait_for("the refused review", |e| {
+            kind(e) == "Request" && base_data(e)["responseCode"] == "503"
+        })
+        .await;
+    assert_eq!(base_data(&failed)["success"], false);
+    let exception = ingestion
+        .wait_for("its exception", |e| {
+            kind(e) == "Exception" && operation_id(e) == operation_id(&failed)
+        })
+        .await;
+    let thrown = &exception["data"]["baseData"]["exceptions"][0];
+    assert_eq!(thrown["typeName"], "StoreError", "{exception}");
+    assert!(
+        thrown["message"].as_str().unwrap().contains("photo"),
+        "{exception}"
+    );
+
+    // Metrics: request durations by route, and the PostgreSQL pool.
+    let metric = |wanted: &'static str| {
+        move |e: &Value| {
+            kind(e) == "Metric" && e["data"]["baseData"]["metrics"][0]["name"] == wanted
+        }
+    };
+    ingestion
+        .wait_for("request durations", metric("http.server.request.duration"))
+        .await;
+    ingestion
+        .wait_for("pool connections", metric("db.client.connection.count"))
+        .await;
 
     // Nothing typed, no secret: not the identity header, no token, no SAS signature.
     let sent = ingestion.bodies().join("\n");

@@ -205,12 +205,18 @@ async fn track(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         return (StatusCode::UNAUTHORIZED, "invalid or missing bearer token").into_response();
     };
     shared.tokens.lock().unwrap().push(token.to_owned());
+    // The exporter gzips its uploads; plain JSON is accepted too, as by Azure.
+    let gzipped = headers
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let mut text = String::new();
-    if flate2::read::GzDecoder::new(&body[..])
-        .read_to_string(&mut text)
-        .is_err()
-    {
-        return (StatusCode::BAD_REQUEST, "not gzip").into_response();
+    let read = if gzipped {
+        flate2::read::GzDecoder::new(&body[..]).read_to_string(&mut text)
+    } else {
+        (&body[..]).read_to_string(&mut text)
+    };
+    if read.is_err() {
+        return (StatusCode::BAD_REQUEST, "unreadable body").into_response();
     }
     let Ok(items) = serde_json::from_str::<Vec<Value>>(&text) else {
         return (StatusCode::BAD_REQUEST, "not an envelope array").into_response();

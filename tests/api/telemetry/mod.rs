@@ -3,6 +3,7 @@
 //! stand-in, through the fake identity endpoint, PostgreSQL in token mode and Azurite.
 
 mod application_insights;
+mod doctor;
 mod failures;
 mod fake_ingestion;
 mod otlp;
