@@ -92,6 +92,7 @@ async fn with_ingestion_refusing_or_down_pages_are_served_drops_are_counted_and_
         assert!(Instant::now() < deadline, "export did not resume: {now}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(ingestion.received() > 0);
     // The line reaches the captured output a moment after /health says so.
     for _ in 0..50 {
         if app.output().contains("telemetry export resumed") {

@@ -5,6 +5,7 @@
 //! to refuse (401, 429, 500) or to be down (connections closed at once).
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -45,6 +46,10 @@ struct Shared {
     bodies: Mutex<Vec<String>>,
     tokens: Mutex<Vec<String>>,
     unauthorized: Mutex<u64>,
+    /// Envelopes accepted, kept or not.
+    received: AtomicU64,
+    /// Counting only (the benchmark): nothing kept.
+    discard: AtomicBool,
 }
 
 pub struct FakeIngestion {
@@ -123,6 +128,16 @@ impl FakeIngestion {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap() = Some(mode);
+    }
+
+    /// Counts what arrives without keeping it (for the benchmark's long loads).
+    #[allow(dead_code)]
+    pub fn discard_envelopes(&self) {
+        self.shared.discard.store(true, Ordering::Relaxed);
+    }
+
+    pub fn received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
     }
 
     pub fn envelopes(&self) -> Vec<Value> {
@@ -204,7 +219,9 @@ async fn track(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         *shared.unauthorized.lock().unwrap() += 1;
         return (StatusCode::UNAUTHORIZED, "invalid or missing bearer token").into_response();
     };
-    shared.tokens.lock().unwrap().push(token.to_owned());
+    if !shared.discard.load(Ordering::Relaxed) {
+        shared.tokens.lock().unwrap().push(token.to_owned());
+    }
     // The exporter gzips its uploads; plain JSON is accepted too, as by Azure.
     let gzipped = headers
         .get("content-encoding")
@@ -222,8 +239,11 @@ async fn track(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byte
         return (StatusCode::BAD_REQUEST, "not an envelope array").into_response();
     };
     let count = items.len();
-    shared.bodies.lock().unwrap().push(text);
-    shared.envelopes.lock().unwrap().extend(items);
+    shared.received.fetch_add(count as u64, Ordering::Relaxed);
+    if !shared.discard.load(Ordering::Relaxed) {
+        shared.bodies.lock().unwrap().push(text);
+        shared.envelopes.lock().unwrap().extend(items);
+    }
     axum::Json(serde_json::json!({
         "itemsReceived": count, "itemsAccepted": count, "errors": []
     }))
