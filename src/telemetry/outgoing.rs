@@ -10,6 +10,7 @@ use object_store::client::{
     HttpClient, HttpConnector, HttpError, HttpRequest, HttpResponse, HttpService, ReqwestConnector,
 };
 use opentelemetry::propagation::Injector;
+use opentelemetry::trace::TraceContextExt;
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -48,8 +49,9 @@ impl HttpService for Traced {
             server.address = uri.host().unwrap_or_default(),
             http.response.status_code = Empty,
         );
-        if super::installed().is_some() {
-            let context = span.context();
+        // Only a span OpenTelemetry records has a context to pass on (none when nothing exports).
+        let context = span.context();
+        if context.span().span_context().is_valid() {
             opentelemetry::global::get_text_map_propagator(|propagator| {
                 propagator.inject_context(&context, &mut Headers(request.headers_mut()));
             });
@@ -79,6 +81,80 @@ impl Injector for Headers<'_> {
             axum::http::HeaderValue::try_from(value),
         ) {
             self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use object_store::ObjectStoreExt;
+    use object_store::azure::MicrosoftAzureBuilder;
+    use object_store::path::Path;
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// A Blob call made inside a traced request carries that request's trace onward, on the
+    /// wire, in W3C `traceparent` (an anonymous client against a local recorder).
+    #[tokio::test]
+    async fn blob_calls_carry_the_current_trace_in_traceparent() {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let recorder = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let recorder = recorder.clone();
+            async move {
+                let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+                recorder
+                    .lock()
+                    .unwrap()
+                    .push(parent.unwrap_or("none").to_owned());
+                axum::http::StatusCode::NOT_FOUND
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let store = MicrosoftAzureBuilder::new()
+            .with_endpoint(format!("http://{addr}/devstoreaccount1"))
+            .with_account("devstoreaccount1")
+            .with_skip_signature(true)
+            .with_client_options(ClientOptions::new().with_allow_http(true))
+            .with_container_name("photos")
+            .with_http_connector(TracedConnector)
+            .build()
+            .unwrap();
+        let request = tracing::info_span!("request");
+        let trace_id = request
+            .context()
+            .span()
+            .span_context()
+            .trace_id()
+            .to_string();
+        let result = store
+            .get(&Path::from("missing.jpg"))
+            .instrument(request)
+            .await;
+        assert!(result.is_err(), "the recorder answers 404");
+        let seen = seen.lock().unwrap().clone();
+        assert!(!seen.is_empty());
+        for parent in seen {
+            assert!(
+                parent.contains(&trace_id),
+                "{parent} is not of trace {trace_id}"
+            );
         }
     }
 }
