@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::fake_ingestion::{FakeIngestion, base_data, kind, name, operation_id};
-use super::{QUICK_EXPORT, TRACE_ID, TYPED_RESTAURANT, TYPED_REVIEW, TYPED_USER, visit};
+use super::{
+    QUICK_EXPORT, TRACE_ID, TYPED_RESTAURANT, TYPED_REVIEW, TYPED_SEARCH, TYPED_USER, visit,
+};
 use crate::helpers::azure_rig::AzureRig;
 use crate::helpers::fake_identity::{FakeIdentity, claims};
 use crate::helpers::process::{AppProcess, browser};
@@ -158,8 +160,13 @@ async fn a_page_view_arrives_as_requests_and_dependencies_under_one_operation_wi
     let sent = ingestion.bodies().join("\n");
     let mut secrets = vec![rig.identity.header_secret().to_owned()];
     secrets.extend(rig.identity.tokens());
-    for typed in [TYPED_RESTAURANT, TYPED_USER, TYPED_REVIEW] {
-        assert!(!sent.contains(typed), "typed text {typed:?} was exported");
+    for typed in [TYPED_RESTAURANT, TYPED_USER, TYPED_REVIEW, TYPED_SEARCH] {
+        // Folded (lower case) too: searches and sort keys are stored folded.
+        let folded = sent.to_lowercase();
+        assert!(
+            !folded.contains(&typed.to_lowercase()),
+            "typed text {typed:?} was exported"
+        );
     }
     for secret in secrets {
         assert!(!sent.contains(&secret), "a secret was exported");

@@ -19,6 +19,7 @@ use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
 pub const TYPED_RESTAURANT: &str = "Sentinel Bistro Qx7";
 pub const TYPED_USER: &str = "Typed Name Zq9";
 pub const TYPED_REVIEW: &str = "typed review text Vw3 never exported";
+pub const TYPED_SEARCH: &str = "searched Jk5";
 
 /// A caller's W3C trace context (a load balancer or another service started the trace).
 pub const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -38,6 +39,12 @@ pub async fn visit(client: &reqwest::Client, app: &AppProcess) -> String {
     let response = add_restaurant(client, app, TYPED_RESTAURANT).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let page = response.headers()["location"].to_str().unwrap().to_owned();
+    let searched = client
+        .get(app.url(&format!("/?q={}", TYPED_SEARCH.replace(' ', "+"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(searched.status(), StatusCode::OK);
     let html = get_page(client, app, &page).await;
     let form = Form::new()
         .text("csrfmiddlewaretoken", extract_csrf(&html).unwrap())
