@@ -4,8 +4,12 @@
 //! run, alternating off and on for each route. PostgreSQL on 127.0.0.1 (trust), a fresh
 //! database seeded through the app's own forms.
 //!
-//! Run: `cargo bench --bench telemetry`. Settings: `BENCH_SECONDS` per load (default 10),
-//! `BENCH_CONNECTIONS` (default 32), `BENCH_ROUNDS` (default 2), `TEST_POSTGRES_URL`
+//! Run: `cargo bench --bench telemetry`, or with another build of the app (the release binary
+//! from a debug-built driver: `RESTAURANT_REVIEW_BINARY=target/release/restaurant-review
+//! cargo run --bench telemetry -- --bench` is not a cargo form, so run the built bench file
+//! with that variable). Settings: `BENCH_SECONDS` per load (default 10),
+//! `BENCH_CONNECTIONS` (default 32), `BENCH_ROUNDS` (default 2), `BENCH_SAMPLE_RATIO` (export
+//! on with that trace sampling ratio), `TEST_POSTGRES_URL`
 //! (default postgres://postgres@127.0.0.1:5432/postgres).
 
 #[allow(dead_code)]
@@ -34,7 +38,8 @@ impl App {
             .local_addr()
             .unwrap()
             .port();
-        let mut command = Command::new(BINARY);
+        let binary = std::env::var("RESTAURANT_REVIEW_BINARY").unwrap_or_else(|_| BINARY.into());
+        let mut command = Command::new(binary);
         command
             .current_dir(dir)
             .env_clear()
@@ -60,6 +65,16 @@ impl App {
         Self { child, base }
     }
 
+    /// CPU time the app has used (user + system), from /proc: its own cost, apart from the
+    /// ingestion stand-in and wrk on the same cores.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
     async fn health(&self) -> serde_json::Value {
         reqwest::get(format!("{}/health", self.base))
             .await
@@ -81,6 +96,8 @@ impl Drop for App {
 struct Load {
     per_second: f64,
     p99: Duration,
+    /// The app's CPU time per request during the load.
+    cpu_per_request: Duration,
 }
 
 fn wrk(url: &str, connections: u32, seconds: u64) -> Load {
@@ -206,6 +223,11 @@ async fn main() {
         ("IDENTITY_HEADER", identity.header_secret().to_owned()),
         ("AZURE_CLIENT_ID", identity.client_id().to_owned()),
     ]);
+    // BENCH_SAMPLE_RATIO=0.1: export with head sampling (OTEL_TRACES_SAMPLER=traceidratio).
+    if let Ok(ratio) = std::env::var("BENCH_SAMPLE_RATIO") {
+        on.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".into()));
+        on.push(("OTEL_TRACES_SAMPLER_ARG", ratio));
+    }
     let page = {
         let app = App::start(&off, dir.path()).await;
         seed(&app.base).await
@@ -215,8 +237,8 @@ async fn main() {
         "telemetry export off vs on (Application Insights, fake ingestion over HTTPS), PostgreSQL on loopback, {connections} connections, {seconds} s a load, {rounds} rounds"
     );
     println!(
-        "{:<10} {:>12} {:>12} {:>7}   {:>10} {:>10}",
-        "route", "off req/s", "on req/s", "ratio", "off p99", "on p99"
+        "{:<10} {:>12} {:>12} {:>7}   {:>10} {:>10}   {:>14} {:>14}",
+        "route", "off req/s", "on req/s", "ratio", "off p99", "on p99", "off CPU/req", "on CPU/req"
     );
     for (label, path) in [("GET /", "/".to_owned()), ("GET /{id}/", page.clone())] {
         let mut best = [Load::default(); 2];
@@ -225,7 +247,10 @@ async fn main() {
                 let app = App::start(env, dir.path()).await;
                 let url = format!("{}{path}", app.base);
                 wrk(&url, connections, 1); // warm-up
-                let load = wrk(&url, connections, seconds);
+                let cpu_before = app.cpu();
+                let mut load = wrk(&url, connections, seconds);
+                let requests = load.per_second * seconds as f64;
+                load.cpu_per_request = (app.cpu() - cpu_before).div_f64(requests.max(1.0));
                 if load.per_second > best[i].per_second {
                     best[i] = load;
                 }
@@ -243,12 +268,14 @@ async fn main() {
         }
         let [off_load, on_load] = best;
         println!(
-            "{label:<10} {:>12.0} {:>12.0} {:>6.0}%   {:>7.2} ms {:>7.2} ms",
+            "{label:<10} {:>12.0} {:>12.0} {:>6.0}%   {:>7.2} ms {:>7.2} ms   {:>11.0} µs {:>11.0} µs",
             off_load.per_second,
             on_load.per_second,
             on_load.per_second / off_load.per_second * 100.0,
             off_load.p99.as_secs_f64() * 1e3,
             on_load.p99.as_secs_f64() * 1e3,
+            off_load.cpu_per_request.as_secs_f64() * 1e6,
+            on_load.cpu_per_request.as_secs_f64() * 1e6,
         );
     }
     drop(conn);
