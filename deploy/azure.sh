@@ -26,12 +26,20 @@
 #    9 blob container             photos, private (created through ARM: no data role needed)
 #   10 role assignment            Storage Blob Data Contributor for the identity, scoped to the
 #                                 storage account (not the resource group)
-#   11 App Service plan           plan-PREFIX, Linux, B1
-#   12 web app                    app-PREFIX-HASH, HTTPS only, basic auth off
-#   13 identity on the web app    assigned at creation; checked on reruns
-#   14 web app configuration      FTP(S) disabled, health check /health, startup command
-#   15 app settings               the tutorial's names + PHOTO_URL_MODE=sas, WEBSITES_PORT=8000
-#   16 deploy                     zip from deploy/package.sh (or --zip), skipped when the web
+#   11 Log Analytics workspace    log-PREFIX (where Application Insights keeps its data)
+#   12 Application Insights       appi-PREFIX, workspace-based, local authentication disabled:
+#                                 only Microsoft Entra tokens are accepted, no key works alone
+#                                 (az resource: the CLI itself, not the application-insights
+#                                 extension, so every line is checked offline)
+#   13 role assignment            Monitoring Metrics Publisher for the identity, scoped to the
+#                                 Application Insights component only
+#   14 App Service plan           plan-PREFIX, Linux, B1
+#   15 web app                    app-PREFIX-HASH, HTTPS only, basic auth off
+#   16 identity on the web app    assigned at creation; checked on reruns
+#   17 web app configuration      FTP(S) disabled, health check /health, startup command
+#   18 app settings               the tutorial's names + PHOTO_URL_MODE=sas, WEBSITES_PORT=8000,
+#                                 APPLICATIONINSIGHTS_CONNECTION_STRING and _AUTHENTICATION_STRING
+#   19 deploy                     zip from deploy/package.sh (or --zip), skipped when the web
 #                                 app's tag says the same package is already deployed
 # With --container, the web app runs an image instead: an Azure Container Registry (Basic, no
 # admin user), `az acr build` (remote build, no local Docker), AcrPull for the identity scoped to
@@ -77,6 +85,7 @@ readonly DBROLE_TAG=restaurant-review-db-role
 readonly PACKAGE_TAG=restaurant-review-package
 readonly BLOB_ROLE="Storage Blob Data Contributor"
 readonly PULL_ROLE=AcrPull
+readonly MONITOR_ROLE="Monitoring Metrics Publisher"
 
 DRY_RUN=false
 VERBOSE=false
@@ -213,6 +222,8 @@ derive_names() {
   STORAGE="st${alnum:0:16}$hash"
   REGISTRY="cr${alnum:0:16}$hash"
   PLAN="plan-$PREFIX"
+  WORKSPACE="log-$PREFIX"
+  APPI="appi-$PREFIX"
   APP="app-$PREFIX-$hash"
   SUB_PATH="/subscriptions/$SUBSCRIPTION_ID/resourceGroups/$RG/providers"
   IDENTITY_ID="$SUB_PATH/Microsoft.ManagedIdentity/userAssignedIdentities/$IDENTITY"
@@ -220,6 +231,8 @@ derive_names() {
   REGISTRY_ID="$SUB_PATH/Microsoft.ContainerRegistry/registries/$REGISTRY"
   SERVER_ID="$SUB_PATH/Microsoft.DBforPostgreSQL/flexibleServers/$SERVER"
   APP_ID="$SUB_PATH/Microsoft.Web/sites/$APP"
+  WORKSPACE_ID="$SUB_PATH/Microsoft.OperationalInsights/workspaces/$WORKSPACE"
+  APPI_ID="$SUB_PATH/microsoft.insights/components/$APPI"
 }
 
 # --- preflight ---------------------------------------------------------------------------
@@ -430,6 +443,35 @@ ensure_role() {
   created
 }
 
+# --- telemetry: Application Insights with Microsoft Entra authentication only ---------------
+
+ensure_workspace() {
+  step "Log Analytics workspace $WORKSPACE"
+  if exists az monitor log-analytics workspace show --resource-group "$RG" --name "$WORKSPACE"; then there; return; fi
+  run az monitor log-analytics workspace create --resource-group "$RG" --name "$WORKSPACE" \
+    --location "$LOCATION" --retention-time 30 --output none
+  created
+}
+
+ensure_app_insights() {
+  step "Application Insights $APPI (workspace-based, local authentication disabled)"
+  if exists az resource show --resource-group "$RG" --name "$APPI" \
+    --resource-type microsoft.insights/components; then there
+  else
+    # The whole object: kind and location sit beside the properties.
+    local body
+    body=$(printf '{"kind":"web","location":"%s","properties":{"Application_Type":"web","WorkspaceResourceId":"%s","IngestionMode":"LogAnalytics","DisableLocalAuth":true}}' \
+      "$LOCATION" "$WORKSPACE_ID")
+    run az resource create --resource-group "$RG" --name "$APPI" \
+      --resource-type microsoft.insights/components --is-full-object --properties "$body" --output none
+    created
+  fi
+  APPI_CONNECTION=$(lookup '<application-insights-connection-string>' \
+    az resource show --resource-group "$RG" --name "$APPI" \
+    --resource-type microsoft.insights/components --query properties.ConnectionString -o tsv)
+  [ -n "$APPI_CONNECTION" ] || die "Application Insights $APPI has no connection string"
+}
+
 ensure_plan() {
   step "App Service plan $PLAN (Linux, $SKU)"
   if exists az appservice plan show --resource-group "$RG" --name "$PLAN"; then there; return; fi
@@ -524,7 +566,7 @@ ensure_webapp_config() {
 }
 
 ensure_app_settings() {
-  step "App settings (AZURE_CLIENT_ID, STORAGE_*, DB*, PHOTO_URL_MODE, WEBSITES_PORT)"
+  step "App settings (AZURE_CLIENT_ID, STORAGE_*, DB*, PHOTO_URL_MODE, WEBSITES_PORT, APPLICATIONINSIGHTS_*)"
   local -a want=(
     "AZURE_CLIENT_ID=$IDENTITY_CLIENT_ID"
     "STORAGE_ACCOUNT_NAME=$STORAGE"
@@ -535,6 +577,9 @@ ensure_app_settings() {
     "PHOTO_URL_MODE=sas"
     "WEBSITES_PORT=8000"
     "SCM_DO_BUILD_DURING_DEPLOYMENT=false"
+    # Telemetry signs in with the same identity (bearer token, never the key alone).
+    "APPLICATIONINSIGHTS_CONNECTION_STRING=$APPI_CONNECTION"
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD;ClientId=$IDENTITY_CLIENT_ID"
   )
   local current="" setting missing=()
   $DRY_RUN || current=$(az webapp config appsettings list --resource-group "$RG" --name "$APP" \
@@ -593,8 +638,8 @@ cmd_up() {
   STARTUP_ARGS=()
   $CONTAINER || STARTUP_ARGS=(--startup-file "$STARTUP_COMMAND")
   if $CONTAINER; then IMAGE_TAG=$(source_tag); else build_package; fi
-  TOTAL=16
-  $CONTAINER && TOTAL=18
+  TOTAL=19
+  $CONTAINER && TOTAL=21
   $KEEP_MY_IP && TOTAL=$((TOTAL + 1))
   [ "${#MODERATOR_USERS[@]}" -gt 0 ] && TOTAL=$((TOTAL + 3))
   trap close_temp_ip_rule EXIT
@@ -610,6 +655,9 @@ cmd_up() {
   ensure_storage
   ensure_container
   ensure_role "$BLOB_ROLE" "$STORAGE_ID"
+  ensure_workspace
+  ensure_app_insights
+  ensure_role "$MONITOR_ROLE" "$APPI_ID"
   ensure_plan
   if $CONTAINER; then
     ensure_registry

@@ -42,7 +42,10 @@ async fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(settings.log_format);
+    if let Err(error) = telemetry::install(settings.log_format, &settings.telemetry) {
+        eprintln!("restaurant-review: telemetry: {}", error_chain(&error));
+        return ExitCode::from(2);
+    }
     match Application::build(settings).await {
         Ok(app) => {
             tracing::info!("listening on http://{}", app.local_addr());
@@ -51,6 +54,10 @@ async fn serve() -> ExitCode {
                 println!("To moderate, open this one-time sign-in link: {link}");
             }
             app.run_until_stopped().await;
+            // The last spans and logs of the drain go out before the process ends.
+            if let Some(telemetry) = telemetry::installed() {
+                telemetry.flush().await;
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

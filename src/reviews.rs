@@ -161,7 +161,8 @@ impl Reviews {
         if let Some(photo) = &photo
             && let Err(error) = self.photos.save(photo).await
         {
-            tracing::error!(error = %error_chain(&error), "storing a photo failed; the review was not saved");
+            // exception.*: OpenTelemetry's names, so telemetry shows it as an exception.
+            tracing::error!(exception.type = "StoreError", exception.message = %error_chain(&error), "storing a photo failed; the review was not saved");
             return Err(Refusal::unavailable(
                 input,
                 field::REVIEW_IMAGE,
@@ -181,7 +182,7 @@ impl Reviews {
                 Ok(review_id)
             }
             Err(error) => {
-                tracing::error!(error = %error_chain(&error), "saving a review failed; its photo is removed again");
+                tracing::error!(exception.type = "DbError", exception.message = %error_chain(&error), "saving a review failed; its photo is removed again");
                 if let Some(photo) = &photo {
                     self.photos.remove(&photo.name).await;
                 }

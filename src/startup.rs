@@ -144,6 +144,19 @@ impl Storage {
         let db = Database::connect(&settings.database, db_tokens.as_ref()).await?;
         photos.check().await?;
         tracing::info!(store = ?photos, "photo storage ready");
+        // Telemetry to Azure Monitor: the same credential and refresh-ahead cache, fetched in
+        // the background (telemetry never stops the app from starting).
+        if let Some(telemetry) = crate::telemetry::installed().filter(|t| t.wants_monitor_token()) {
+            match token_source(crate::config::MONITOR_SCOPE) {
+                Ok(source) => {
+                    token_sources.push(source.clone());
+                    telemetry.use_monitor_tokens(source);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %crate::error_chain(&error), "no Azure credential for Application Insights: telemetry is not sent")
+                }
+            }
+        }
         Ok(Self {
             db,
             photos,
@@ -197,6 +210,7 @@ impl Application {
             workers: ImageWorkers::new(settings.http.image_workers, limits.max_memory),
             limits,
         };
+        crate::telemetry::metrics::observe(&db, &reviews.workers);
         let state = AppState {
             db: db.clone(),
             photos,

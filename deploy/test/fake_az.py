@@ -336,6 +336,40 @@ class Az:
         a["id"] = a["scope"] + "/providers/Microsoft.Authorization/roleAssignments/" + str(len(self.table("roles")))
         return self.create("roles", key, a)
 
+    def monitor_log_analytics_workspace_show(self):
+        rg, name = self.rg(), one(self.o, "--name", "-n", "--workspace-name")
+        return self.get("workspaces", f"{rg}/{name}", "Microsoft.OperationalInsights/workspaces")
+
+    def monitor_log_analytics_workspace_create(self):
+        rg, name = self.rg(), one(self.o, "--name", "-n", "--workspace-name")
+        return self.create("workspaces", f"{rg}/{name}", {
+            "id": rid(rg, "Microsoft.OperationalInsights/workspaces", name), "name": name,
+            "resourceGroup": rg, "retentionInDays": int(one(self.o, "--retention-time"))})
+
+    def component(self):
+        assert one(self.o, "--resource-type").lower() == "microsoft.insights/components"
+        return self.rg(), one(self.o, "--name", "-n")
+
+    def resource_show(self):
+        rg, name = self.component()
+        return self.get("components", f"{rg}/{name}", "microsoft.insights/components")
+
+    def resource_create(self):
+        rg, name = self.component()
+        assert "--is-full-object" in self.o
+        body = json.loads(one(self.o, "--properties", "-p"))
+        props = body["properties"]
+        # What the issue asks of the component: workspace-based, Entra-only ingestion.
+        assert props["DisableLocalAuth"] is True, "local authentication must be disabled"
+        self.get("workspaces", f"{rg}/{props['WorkspaceResourceId'].rsplit('/', 1)[1]}", "workspaces")
+        key = "0aa1b2c3-0000-4000-8000-00000000a1a1"
+        props = {**props, "InstrumentationKey": key, "ConnectionString":
+                 f"InstrumentationKey={key};IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;"
+                 "LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/"}
+        return self.create("components", f"{rg}/{name}", {
+            "id": rid(rg, "microsoft.insights/components", name), "name": name,
+            "kind": body["kind"], "location": body["location"], "properties": props})
+
     def appservice_plan_show(self):
         rg, name = self.rg(), one(self.o, "--name", "-n")
         return self.get("plans", f"{rg}/{name}", "Microsoft.Web/serverFarms")

@@ -178,7 +178,9 @@ else
     log_has up1 '^az postgres flexible-server create .*--microsoft-entra-auth Enabled --password-auth Disabled'
   check "up: no --admin-password or --admin-user anywhere" log_lacks up1 '--admin-password|--admin-user'
   check "up: app settings named as in the tutorial" log_has up1 \
-    '^az webapp config appsettings set .*--settings AZURE_CLIENT_ID=c11e[0-9a-f-]+ STORAGE_ACCOUNT_NAME=st[a-z0-9]+ STORAGE_CONTAINER_NAME=photos DBHOST=psql-demo-[0-9a-f]+ DBNAME=restaurant DBUSER=id-demo PHOTO_URL_MODE=sas WEBSITES_PORT=8000 SCM_DO_BUILD_DURING_DEPLOYMENT=false'
+    '^az webapp config appsettings set .*--settings AZURE_CLIENT_ID=c11e[0-9a-f-]+ STORAGE_ACCOUNT_NAME=st[a-z0-9]+ STORAGE_CONTAINER_NAME=photos DBHOST=psql-demo-[0-9a-f]+ DBNAME=restaurant DBUSER=id-demo PHOTO_URL_MODE=sas WEBSITES_PORT=8000 SCM_DO_BUILD_DURING_DEPLOYMENT=false .APPLICATIONINSIGHTS_CONNECTION_STRING=InstrumentationKey=[0-9a-f-]+;IngestionEndpoint=https://[^ ]+. .APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD;ClientId=c11e[0-9a-f-]+.'
+  check "up: Application Insights workspace-based with local authentication disabled, Monitoring Metrics Publisher on the component only" bash -c \
+    'grep -q "^az monitor log-analytics workspace create " "$1" && grep -qE "^az resource create .*--resource-type microsoft.insights/components --is-full-object --properties .*DisableLocalAuth.:true" "$1" && grep -qE "^az role assignment create .*--role .Monitoring Metrics Publisher. --scope /subscriptions/[^ ]+/resourceGroups/rg-demo/providers/microsoft.insights/components/appi-demo( |$)" "$1"' _ "$WORK/up1.log"
   check "up: web app HTTPS only, basic auth off, identity assigned at creation" log_has up1 \
     '^az webapp create .*--runtime PYTHON:3\.12 .*--assign-identity /subscriptions/[^ ]*/userAssignedIdentities/id-demo --https-only true --basic-auth Disabled'
   check "up: FTP(S) disabled, health check /health, startup command runs the binary" log_has up1 \
@@ -187,14 +189,14 @@ else
     "(a := list(s['webapps'].values())[0])['httpsOnly'] and a['config']['ftpsState'] == 'Disabled' and a['config']['healthCheckPath'] == '/health' and s['pg_roles'] == ['id-demo'] and len(s['pg_grants']) == 1"
   check "up: psql got the token in PGPASSWORD (the fake refuses anything else)" log_has up1 '^psql .*GRANT'
   check "up: the last line is the site's URL" last_line_is_url up1 "${APP:-none}"
-  check "up: the step lines count to 16" out_has up1 '^\[16/16\] Deploy'
+  check "up: the step lines count to 19" out_has up1 '^\[19/19\] Deploy'
 
   STATE_OF=up1 fake up2 up --name demo --location westeurope --zip "$ZIP"
   check "rerun: exits 0" ok_rc up2
   check "rerun: no create/set/assign/update/delete/deploy/build/tag command, no psql, no curl" \
     log_lacks up2 '^(az .* (create|set|assign|update|delete|deploy|build)( |$)|psql|curl)'
   check "rerun: every step says 'already there'" bash -c \
-    '[ "$(grep -c "^\[" "$1")" = 16 ] && ! grep "^\[" "$1" | grep -qv "… already there$"' _ "$WORK/up2.out"
+    '[ "$(grep -c "^\[" "$1")" = 19 ] && ! grep "^\[" "$1" | grep -qv "… already there$"' _ "$WORK/up2.out"
   check "rerun: the last line is the same URL" last_line_is_url up2 "${APP:-none}"
 
   # Moderators: an app registration without a secret, the Moderator role, App Service
@@ -302,10 +304,10 @@ PY
   dry dry-mods up --name demo --location westeurope --dry-run --moderator ada@contoso.example
   check "--dry-run works with no az on PATH" bash -c \
     '! PATH=$1 command -v az >/dev/null && [ "$(cat "$2/dry.rc")$(cat "$2/dry-container.rc")$(cat "$2/dry-down.rc")" = 000 ]' _ "$NOAZ" "$WORK"
-  check "--dry-run prints the whole plan: 16 steps, every create, psql, the URL" bash -c \
-    'f=$1; grep -q "^\[16/16\] Deploy" "$f" && [ "$(grep -c "^      az .* create " "$f")" -ge 12 ] && grep -q "PGPASSWORD=\"\$TOKEN\" psql .*pgaadauth_create_principal" "$f" && grep -q "firewall-rule delete" "$f" && grep -q "az webapp deploy" "$f" && tail -n1 "$f" | grep -q "^https://app-demo-[0-9a-f]*\.azurewebsites\.net$"' _ "$WORK/dry.out"
+  check "--dry-run prints the whole plan: 19 steps, every create, psql, the URL" bash -c \
+    'f=$1; grep -q "^\[19/19\] Deploy" "$f" && [ "$(grep -c "^      az .* create " "$f")" -ge 12 ] && grep -q "PGPASSWORD=\"\$TOKEN\" psql .*pgaadauth_create_principal" "$f" && grep -q "firewall-rule delete" "$f" && grep -q "az webapp deploy" "$f" && tail -n1 "$f" | grep -q "^https://app-demo-[0-9a-f]*\.azurewebsites\.net$"' _ "$WORK/dry.out"
   check "--dry-run --container prints registry, build and AcrPull" bash -c \
-    'grep -q "az acr create" "$1" && grep -q "az acr build" "$1" && grep -q -- "--role AcrPull" "$1" && grep -q "^\[18/18\]" "$1"' _ "$WORK/dry-container.out"
+    'grep -q "az acr create" "$1" && grep -q "az acr build" "$1" && grep -q -- "--role AcrPull" "$1" && grep -q "^\[21/21\]" "$1"' _ "$WORK/dry-container.out"
   check "--dry-run --moderator prints the app registration, the role and App Service authentication" bash -c \
     'grep -q "^\[19/19\]" "$1" && grep -q "az ad app create" "$1" && grep -q "az rest --method post" "$1" && grep -q "az webapp auth update" "$1"' _ "$WORK/dry-mods.out"
   check "down --dry-run prints the deletion only" bash -c '[ "$(grep -c "^      az " "$1")" = 1 ] && grep -q "az group delete --name rg-demo --yes" "$1"' _ "$WORK/dry-down.out"

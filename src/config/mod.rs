@@ -9,6 +9,7 @@ mod env;
 mod http;
 mod moderation;
 mod rate_limit;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +27,10 @@ pub use moderation::{MODERATOR_ROLE, ModerationSettings};
 pub use rate_limit::RateLimitSettings;
 /// Values that must never be printed: `Debug` shows a placeholder (the `secrecy` crate).
 pub use secrecy::{ExposeSecret, SecretString};
+pub use telemetry::{
+    AppInsightsSettings, MONITOR_SCOPE, OtlpSettings, ParentRoot, QueueSettings, Sampler,
+    TelemetrySettings,
+};
 
 #[cfg(test)]
 pub(crate) use env::vars as test_vars;
@@ -57,6 +62,8 @@ pub struct Settings {
     pub azure: AzureEnvironment,
     /// Who may moderate (App Service authentication and `MODERATORS`).
     pub moderation: ModerationSettings,
+    /// Where traces, logs and metrics go (nowhere unless configured).
+    pub telemetry: TelemetrySettings,
 }
 
 /// The Azure identity variables, kept for credential selection. `Debug` shows names only.
@@ -113,6 +120,7 @@ impl Settings {
             rate_limit: RateLimitSettings::default(),
             azure: AzureEnvironment::default(),
             moderation: ModerationSettings::default(),
+            telemetry: TelemetrySettings::default(),
         }
     }
 
@@ -137,6 +145,21 @@ impl Settings {
         settings.http = http::from_vars(&vars)?;
         settings.moderation = moderation::from_vars(&vars)?;
         settings.rate_limit = rate_limit::from_vars(&vars)?;
+        // Telemetry: APPLICATIONINSIGHTS_AUTHENTICATION_STRING's ClientId names the identity
+        // when AZURE_CLIENT_ID does not (one identity signs in everywhere).
+        settings.telemetry = telemetry::from_vars(&vars)?;
+        if let Some(id) = settings
+            .telemetry
+            .app_insights
+            .as_ref()
+            .and_then(|a| a.client_id.clone())
+        {
+            settings
+                .azure
+                .vars
+                .entry("AZURE_CLIENT_ID".into())
+                .or_insert(id);
+        }
         settings.log_format = match vars.get("LOG_FORMAT").as_deref() {
             None | Some("pretty") | Some("text") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,

@@ -7,9 +7,10 @@
 //! [`super::postgres`]). On SQLite (a local file) neither can meet a dead connection.
 
 use sqlx::sqlite::Sqlite;
+use tracing::Instrument;
 
 use super::sql::{Param, Row, Statement, Written, sqlite_arguments};
-use super::{Database, DbError, Pool, acquire};
+use super::{Backend, Database, DbError, Pool, acquire};
 
 impl Database {
     /// Every row `sql` returns.
@@ -18,17 +19,22 @@ impl Database {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<R>, DbError> {
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                let mut conn = acquire(pool).await?;
-                let query = sqlx::query_as_with::<Sqlite, R, _>(
-                    sqlx::AssertSqlSafe(sql),
-                    sqlite_arguments(params)?,
-                );
-                Ok(query.fetch_all(&mut *conn).await?)
+        let span = statement_span(self.backend(), sql);
+        async {
+            match &self.pool {
+                Pool::Sqlite(pool) => {
+                    let mut conn = acquire(pool).await?;
+                    let query = sqlx::query_as_with::<Sqlite, R, _>(
+                        sqlx::AssertSqlSafe(sql),
+                        sqlite_arguments(params)?,
+                    );
+                    Ok(query.fetch_all(&mut *conn).await?)
+                }
+                Pool::Postgres(pool) => pg_rows(pool.fetch(sql, params).await?),
             }
-            Pool::Postgres(pool) => pg_rows(pool.fetch(sql, params).await?),
         }
+        .instrument(span)
+        .await
     }
 
     /// The first row `sql` returns, if any.
@@ -56,6 +62,11 @@ impl Database {
     /// what an earlier one returned (only on what it changed): use [`Database::begin`] for
     /// that. A connection lost while committing is [`DbError::OutcomeUnknown`].
     pub async fn write(&self, statements: &[Statement<'_>]) -> Result<Vec<Written>, DbError> {
+        let span = write_span(self.backend(), statements);
+        self.write_all(statements).instrument(span).await
+    }
+
+    async fn write_all(&self, statements: &[Statement<'_>]) -> Result<Vec<Written>, DbError> {
         match &self.pool {
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -92,6 +103,15 @@ impl Tx {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<R>, DbError> {
+        let span = statement_span(self.backend(), sql);
+        self.fetch_rows(sql, params).instrument(span).await
+    }
+
+    async fn fetch_rows<R: Row>(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<R>, DbError> {
         match self {
             Tx::Sqlite(tx) => {
                 let query = sqlx::query_as_with::<Sqlite, R, _>(
@@ -101,6 +121,13 @@ impl Tx {
                 Ok(query.fetch_all(&mut **tx).await?)
             }
             Tx::Postgres(tx) => pg_rows(tx.fetch(sql, params).await?),
+        }
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
         }
     }
 
@@ -118,10 +145,15 @@ impl Tx {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<u64, DbError> {
-        match self {
-            Tx::Sqlite(tx) => Ok(sqlite_run(tx, &Statement::new(sql, params)).await?.affected),
-            Tx::Postgres(tx) => tx.execute(sql, params).await,
+        let span = statement_span(self.backend(), sql);
+        async {
+            match self {
+                Tx::Sqlite(tx) => Ok(sqlite_run(tx, &Statement::new(sql, params)).await?.affected),
+                Tx::Postgres(tx) => tx.execute(sql, params).await,
+            }
         }
+        .instrument(span)
+        .await
     }
 
     pub async fn commit(self) -> Result<(), DbError> {
@@ -162,4 +194,50 @@ fn pg_rows<R: Row>(rows: Vec<tokio_postgres::Row>) -> Result<Vec<R>, DbError> {
         .map(R::from_pg)
         .collect::<Result<_, _>>()
         .map_err(|e| DbError::Query(Box::new(e)))
+}
+
+/// A dependency span for one statement: the operation and the statement's text with its
+/// `$n` placeholders (the texts are constants in the code), never its parameters.
+fn statement_span(backend: Backend, sql: &'static str) -> tracing::Span {
+    let operation = operation(sql);
+    tracing::debug_span!(
+        "db.statement",
+        otel.name = %format_args!("{operation} {}", backend_name(backend)),
+        otel.kind = "client",
+        db.system.name = backend_name(backend),
+        db.operation.name = operation,
+        db.query.text = sql,
+    )
+}
+
+/// One span for a pipelined write (on PostgreSQL one round trip with its BEGIN and COMMIT).
+fn write_span(backend: Backend, statements: &[Statement<'_>]) -> tracing::Span {
+    let operations: Vec<&str> = statements.iter().map(|s| operation(s.sql)).collect();
+    tracing::debug_span!(
+        "db.transaction",
+        otel.name = %format_args!("TRANSACTION {}", backend_name(backend)),
+        otel.kind = "client",
+        db.system.name = backend_name(backend),
+        db.operation.name = %operations.join(", "),
+    )
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Postgres => "postgresql",
+        Backend::Sqlite => "sqlite",
+    }
+}
+
+/// The statement's first keyword (`SELECT`, `INSERT`, `WITH`, ...).
+fn operation(sql: &'static str) -> &'static str {
+    let word = sql.split_whitespace().next().unwrap_or("SQL");
+    match word.to_ascii_uppercase().as_str() {
+        "SELECT" => "SELECT",
+        "INSERT" => "INSERT",
+        "UPDATE" => "UPDATE",
+        "DELETE" => "DELETE",
+        "WITH" => "WITH",
+        _ => "SQL",
+    }
 }

@@ -284,7 +284,8 @@ impl Database {
     }
 
     /// One page of the restaurants `filter` picks, in its order, and how many it picks.
-    #[tracing::instrument(name = "db.restaurant_page", skip(self))]
+    // The search is what a visitor typed: only whether there is one is recorded.
+    #[tracing::instrument(name = "db.restaurant_page", skip(self, filter), fields(sort = ?filter.sort, searching = filter.search.is_some()))]
     pub async fn restaurant_list(
         &self,
         filter: &RestaurantFilter,

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::fixes::AzureContext;
 use super::{Check, Report};
-use crate::config::{DatabaseSettings, PhotoSettings, Settings};
+use crate::config::{DatabaseSettings, MONITOR_SCOPE, PhotoSettings, Settings};
 use crate::db::POSTGRES_SCOPE;
 use crate::identity::{self, CredentialKind, TokenError, TokenSource};
 use crate::photos::azure::STORAGE_SCOPE;
@@ -52,6 +52,9 @@ pub struct Tokens {
     pub postgres: Option<TokenSource>,
     pub storage: Option<TokenSource>,
     pub storage_oid: Option<String>,
+    /// Application Insights' (Azure Monitor ingestion), and the identity's object id.
+    pub monitor: Option<TokenSource>,
+    pub monitor_oid: Option<String>,
     claims: Vec<Claims>,
 }
 
@@ -69,6 +72,9 @@ fn scopes(settings: &Settings) -> Vec<&'static str> {
     }
     if matches!(settings.photos, PhotoSettings::AzureBlob(_)) {
         scopes.push(STORAGE_SCOPE);
+    }
+    if settings.telemetry.app_insights.is_some() {
+        scopes.push(MONITOR_SCOPE);
     }
     scopes
 }
@@ -114,6 +120,9 @@ pub async fn check_identity(
                 if scope == STORAGE_SCOPE {
                     tokens.storage_oid = claims.oid.clone();
                     tokens.storage = Some(source);
+                } else if scope == MONITOR_SCOPE {
+                    tokens.monitor_oid = claims.oid.clone();
+                    tokens.monitor = Some(source);
                 } else {
                     tokens.postgres = Some(source);
                 }

@@ -151,6 +151,23 @@ impl AzureContext {
         )
     }
 
+    /// The identity may not publish telemetry: Monitoring Metrics Publisher (it covers every
+    /// kind of telemetry, not only metrics), scoped to the Application Insights component only.
+    pub fn monitoring_role(&self, object_id: Option<&str>) -> String {
+        let assignee = match object_id {
+            Some(oid) => {
+                format!("--assignee-object-id {oid} --assignee-principal-type ServicePrincipal")
+            }
+            None => "--assignee <identity-client-id>".to_owned(),
+        };
+        format!(
+            "give the app's identity the publisher role on the Application Insights component (not the resource group):\n\
+             az role assignment create {assignee} --role \"Monitoring Metrics Publisher\" --scope \"$(az resource show --resource-group {rg} --name <component-name> --resource-type microsoft.insights/components --query id --output tsv)\"\n\
+             (role assignments take up to a few minutes to apply)",
+            rg = self.resource_group
+        )
+    }
+
     pub fn storage_container(&self, account: &str, container: &str) -> String {
         format!(
             "create the container (private: the app links photos with SAS):\n\

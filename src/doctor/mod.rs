@@ -12,6 +12,7 @@ mod fixes;
 mod migrations;
 mod moderation;
 mod storage;
+mod telemetry;
 
 use std::collections::HashMap;
 
@@ -86,6 +87,10 @@ impl Report {
         let passed = check.passed();
         self.checks.push(check);
         passed
+    }
+
+    fn push_fail(&mut self, name: &str, detail: String, fix: Option<String>) {
+        self.checks.push(Check::fail(name, detail, fix));
     }
 
     /// Records each of `names` as not run, because an earlier check failed.
@@ -167,6 +172,17 @@ pub async fn run(vars: &HashMap<String, String>) -> Report {
         PhotoSettings::Local { dir } => {
             report.push(storage::check_local_dir(dir));
         }
+    }
+    if let Some(app_insights) = &settings.telemetry.app_insights {
+        telemetry::check_app_insights(
+            app_insights,
+            settings.telemetry.ca_certificate_pem.as_deref(),
+            tokens.monitor.as_ref(),
+            tokens.monitor_oid.as_deref(),
+            &context,
+            &mut report,
+        )
+        .await;
     }
     if let Some(claims) = tokens.first_claims() {
         report.push(azure::check_clock(claims));
@@ -250,8 +266,9 @@ Usage: restaurant-review doctor [--json]
 
 Checks, with the app's own environment, everything it needs: settings, the Azure credential
 and a token for each scope, DNS/TCP/TLS to the database, sign-in, migrations and privileges,
-the Blob Storage container, a probe blob, the user-delegation key (sas mode), clock skew, and
-how moderators sign in (reported, never a failure).
+the Blob Storage container, a probe blob, the user-delegation key (sas mode), a test event to
+Application Insights (when APPLICATIONINSIGHTS_CONNECTION_STRING is set), clock skew, and how
+moderators sign in (reported, never a failure).
 Prints one line a check (✓ or ✗) and, for each failure it knows, the command that fixes it.
 Exits 0 when every check passed, 1 otherwise.
 

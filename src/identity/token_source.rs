@@ -302,7 +302,20 @@ impl TokenSource {
         (due - now).try_into().unwrap_or(Duration::ZERO)
     }
 
-    /// Calls the credential (callers hold `fetching`) and records the outcome.
+    /// Calls the credential (callers hold `fetching`) and records the outcome. The span and
+    /// metric carry the scope and the credential's kind, never the token or `IDENTITY_HEADER`.
+    #[tracing::instrument(
+        level = "debug",
+        name = "identity.token",
+        skip_all,
+        fields(
+            otel.name = %format_args!("token {}", self.inner.scope),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            scope = %self.inner.scope,
+            credential = %self.inner.credential_name,
+        )
+    )]
     async fn fetch(&self) -> Result<Token, TokenError> {
         let scope = self.inner.scope.clone();
         let started = OffsetDateTime::now_utc();
@@ -327,6 +340,10 @@ impl TokenSource {
                 ),
             }),
         };
+        crate::telemetry::metrics::token_fetch(&scope, result.is_ok());
+        if result.is_err() {
+            tracing::Span::current().record("otel.status_code", "ERROR");
+        }
         let mut book = self.inner.book.lock().expect("token bookkeeping lock");
         match &result {
             Ok(token) => {

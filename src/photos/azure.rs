@@ -63,6 +63,8 @@ pub fn client(settings: &BlobSettings, tokens: TokenSource) -> Result<MicrosoftA
         .with_endpoint(settings.endpoint.clone())
         .with_credentials(Arc::new(TokenCredentials(tokens)))
         .with_client_options(options)
+        // Each call a dependency span carrying the trace context (see telemetry::outgoing).
+        .with_http_connector(crate::telemetry::outgoing::TracedConnector)
         // One quick retry; the user is waiting, and the review is not saved without it.
         .with_retry(RetryConfig {
             max_retries: 1,

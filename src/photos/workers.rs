@@ -24,6 +24,8 @@ const KIB: u64 = 1024;
 pub struct ImageWorkers {
     permits: Arc<Semaphore>,
     memory: Arc<Semaphore>,
+    /// The whole budget, in KiB (what the metric of memory in use is measured against).
+    budget_kib: u64,
     memory_wait: Duration,
 }
 
@@ -33,6 +35,7 @@ impl ImageWorkers {
         Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             memory: Arc::new(Semaphore::new(kib as usize)),
+            budget_kib: u64::from(kib),
             memory_wait: MEMORY_WAIT,
         }
     }
@@ -45,8 +48,25 @@ impl ImageWorkers {
         }
     }
 
-    #[tracing::instrument(name = "photo.process", skip_all, fields(bytes = bytes.len()))]
+    /// Bytes of the memory budget reserved by photos in flight now.
+    pub fn memory_in_use(&self) -> u64 {
+        let free = self.memory.available_permits() as u64;
+        self.budget_kib.saturating_sub(free) * KIB
+    }
+
+    #[tracing::instrument(name = "photo.process", skip_all, fields(bytes = bytes.len(), otel.kind = "internal"))]
     pub async fn process(
+        &self,
+        bytes: Bytes,
+        limits: PhotoLimits,
+    ) -> Result<ProcessedPhoto, PhotoError> {
+        let started = std::time::Instant::now();
+        let result = self.process_within_budget(bytes, limits).await;
+        crate::telemetry::metrics::photo_processed(started.elapsed(), result.is_ok());
+        result
+    }
+
+    async fn process_within_budget(
         &self,
         bytes: Bytes,
         limits: PhotoLimits,

@@ -134,7 +134,8 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %error_chain(&self), "request failed");
+            // exception.*: OpenTelemetry's names, so telemetry shows it as an exception.
+            tracing::error!(status = status.as_u16(), exception.type = "AppError", exception.message = %error_chain(&self), "request failed");
         } else {
             tracing::info!(status = status.as_u16(), error = %self, "request refused");
         }

@@ -134,22 +134,9 @@ pub fn router(state: AppState, http: &HttpSettings, photo_origin: Option<&str>) 
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                        // The path only: query strings may carry tokens (SAS) in later setups.
-                        let request_id = request
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or_default();
-                        tracing::info_span!(
-                            "request",
-                            method = %request.method(),
-                            path = %request.uri().path(),
-                            request_id,
-                        )
-                    }),
-                )
+                // The request span: its route template, never the path or query (telemetry).
+                .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request::request_span))
+                .layer(middleware::from_fn(crate::telemetry::request::record))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
                 // Outside everything that answers, so error pages are compressed too.
                 .layer(compression())

@@ -25,3 +25,4 @@ mod reviews;
 mod round_trips;
 mod search;
 mod security;
+mod telemetry;

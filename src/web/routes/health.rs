@@ -30,6 +30,8 @@ pub async fn health(State(app): State<AppState>) -> Response {
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "database": database,
         "tokens": tokens,
+        // What telemetry export dropped, if it exports at all.
+        "telemetry": crate::telemetry::installed().map(|t| t.status()),
     });
     (
         status,

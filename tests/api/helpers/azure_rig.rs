@@ -65,8 +65,17 @@ impl AzureRig {
 
     /// App Service's and the tutorial's settings for both PostgreSQL and Blob Storage.
     pub fn start_app(&self) -> AppProcess {
+        self.start_app_with(&[])
+    }
+
+    /// The same settings and `extra` ones (telemetry, for instance).
+    pub fn start_app_with(&self, extra: &[(&str, &str)]) -> AppProcess {
         let vars = self.environment();
-        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let vars: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
         AppProcess::start(&vars)
     }
 

@@ -1,0 +1,288 @@
+//! What exporting telemetry costs: `GET /` and `GET /{id}/` loaded with wrk on the release
+//! binary with export off (nothing configured) and on (Application Insights, to the tests'
+//! fake ingestion endpoint over HTTPS with the managed identity's token), side by side in one
+//! run, alternating off and on for each route. PostgreSQL on 127.0.0.1 (trust), a fresh
+//! database seeded through the app's own forms.
+//!
+//! Run: `cargo bench --bench telemetry`, or with another build of the app (the release binary
+//! from a debug-built driver: `RESTAURANT_REVIEW_BINARY=target/release/restaurant-review
+//! cargo run --bench telemetry -- --bench` is not a cargo form, so run the built bench file
+//! with that variable). Settings: `BENCH_SECONDS` per load (default 10),
+//! `BENCH_CONNECTIONS` (default 32), `BENCH_ROUNDS` (default 2), `BENCH_SAMPLE_RATIO` (export
+//! on with that trace sampling ratio), `TEST_POSTGRES_URL`
+//! (default postgres://postgres@127.0.0.1:5432/postgres).
+
+#[allow(dead_code)]
+#[path = "../../tests/api/telemetry/fake_ingestion.rs"]
+mod fake_ingestion;
+mod helpers;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_ingestion::FakeIngestion;
+use helpers::fake_identity::FakeIdentity;
+use sqlx::Connection;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_restaurant-review");
+
+struct App {
+    child: Child,
+    base: String,
+}
+
+impl App {
+    async fn start(env: &[(&str, String)], dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let binary = std::env::var("RESTAURANT_REVIEW_BINARY").unwrap_or_else(|_| BINARY.into());
+        let mut command = Command::new(binary);
+        command
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("starting the app");
+        let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("{base}/health")).await
+                && response.status().is_success()
+            {
+                break;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "the app exited");
+            assert!(started.elapsed() < Duration::from_secs(60), "no start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Self { child, base }
+    }
+
+    /// CPU time the app has used (user + system), from /proc: its own cost, apart from the
+    /// ingestion stand-in and wrk on the same cores.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
+    async fn health(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/health", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Load {
+    per_second: f64,
+    p99: Duration,
+    /// The app's CPU time per request during the load.
+    cpu_per_request: Duration,
+}
+
+fn wrk(url: &str, connections: u32, seconds: u64) -> Load {
+    let output = Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .args(["--latency", "--timeout", "10s", url])
+        .output()
+        .expect("wrk (bash scripts/bench.sh installs it)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("Non-2xx"), "{url} answered errors:\n{text}");
+    let mut load = Load::default();
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("99%"), Some(v)) => load.p99 = wrk_duration(v),
+            (Some("Requests/sec:"), Some(v)) => load.per_second = v.parse().unwrap(),
+            _ => {}
+        }
+    }
+    load
+}
+
+fn wrk_duration(text: &str) -> Duration {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 1e-6)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else {
+        (text.trim_end_matches('s'), 1.0)
+    };
+    Duration::from_secs_f64(number.parse::<f64>().unwrap() * scale)
+}
+
+/// Restaurants through the form (as a browser would), a few reviews on the one loaded.
+async fn seed(base: &str) -> String {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let csrf = |html: &str| {
+        let marker = "name=\"csrfmiddlewaretoken\" value=\"";
+        let start = html.find(marker).unwrap() + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    let mut page = String::new();
+    for i in 0..20 {
+        let html = client.get(format!("{base}/create")).send().await.unwrap();
+        let token = csrf(&html.text().await.unwrap());
+        let response = client
+            .post(format!("{base}/add"))
+            .form(&[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("restaurant_name", &format!("Bench Restaurant {i}")),
+                ("description", "Seeded by the telemetry benchmark."),
+                ("confirm_duplicate", "yes"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        page = response.headers()["location"].to_str().unwrap().to_owned();
+    }
+    for i in 0..10 {
+        let html = client.get(format!("{base}{page}")).send().await.unwrap();
+        let token = csrf(&html.text().await.unwrap());
+        let form = reqwest::multipart::Form::new()
+            .text("csrfmiddlewaretoken", token)
+            .text("user_name", format!("Bencher {i}"))
+            .text("rating", "4")
+            .text("review_text", "Seeded review.");
+        client
+            .post(format!("{base}/review/{}", page.trim_matches('/')))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+    }
+    page
+}
+
+#[tokio::main]
+async fn main() {
+    restaurant_review::startup::install_tls_provider();
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let seconds = if smoke { 1 } else { var("BENCH_SECONDS", 10) };
+    let rounds = if smoke { 1 } else { var("BENCH_ROUNDS", 2) };
+    let connections = var("BENCH_CONNECTIONS", 32) as u32;
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("telemetry benchmark skipped: wrk is not installed");
+        return;
+    }
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let database = format!("bench_telemetry_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let database_url = format!("{}/{database}", admin.rsplit_once('/').unwrap().0);
+
+    let identity = FakeIdentity::start(Duration::from_secs(24 * 3600)).await;
+    let ingestion = FakeIngestion::start().await;
+    ingestion.discard_envelopes();
+    let dir = tempfile::tempdir().unwrap();
+    let off: Vec<(&str, String)> = vec![("DATABASE_URL", database_url.clone())];
+    let mut on = off.clone();
+    on.extend([
+        (
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            ingestion.connection_string(),
+        ),
+        ("TELEMETRY_CA_CERT_FILE", ingestion.ca_file()),
+        ("IDENTITY_ENDPOINT", identity.app_service_url.clone()),
+        ("IDENTITY_HEADER", identity.header_secret().to_owned()),
+        ("AZURE_CLIENT_ID", identity.client_id().to_owned()),
+    ]);
+    // BENCH_SAMPLE_RATIO=0.1: export with head sampling (OTEL_TRACES_SAMPLER=traceidratio).
+    if let Ok(ratio) = std::env::var("BENCH_SAMPLE_RATIO") {
+        on.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".into()));
+        on.push(("OTEL_TRACES_SAMPLER_ARG", ratio));
+    }
+    let page = {
+        let app = App::start(&off, dir.path()).await;
+        seed(&app.base).await
+    };
+
+    println!(
+        "telemetry export off vs on (Application Insights, fake ingestion over HTTPS), PostgreSQL on loopback, {connections} connections, {seconds} s a load, {rounds} rounds"
+    );
+    println!(
+        "{:<10} {:>12} {:>12} {:>7}   {:>10} {:>10}   {:>14} {:>14}",
+        "route", "off req/s", "on req/s", "ratio", "off p99", "on p99", "off CPU/req", "on CPU/req"
+    );
+    for (label, path) in [("GET /", "/".to_owned()), ("GET /{id}/", page.clone())] {
+        let mut best = [Load::default(); 2];
+        for _ in 0..rounds {
+            for (i, env) in [&off, &on].into_iter().enumerate() {
+                let app = App::start(env, dir.path()).await;
+                let url = format!("{}{path}", app.base);
+                wrk(&url, connections, 1); // warm-up
+                let cpu_before = app.cpu();
+                let mut load = wrk(&url, connections, seconds);
+                let requests = load.per_second * seconds as f64;
+                load.cpu_per_request = (app.cpu() - cpu_before).div_f64(requests.max(1.0));
+                if load.per_second > best[i].per_second {
+                    best[i] = load;
+                }
+                if i == 1 {
+                    let health = app.health().await;
+                    let telemetry = &health["telemetry"];
+                    println!(
+                        "  (export on: {} exported, {} dropped so far; ingestion received {})",
+                        telemetry["exported"],
+                        telemetry["dropped"],
+                        ingestion.received()
+                    );
+                }
+            }
+        }
+        let [off_load, on_load] = best;
+        println!(
+            "{label:<10} {:>12.0} {:>12.0} {:>6.0}%   {:>7.2} ms {:>7.2} ms   {:>11.0} µs {:>11.0} µs",
+            off_load.per_second,
+            on_load.per_second,
+            on_load.per_second / off_load.per_second * 100.0,
+            off_load.p99.as_secs_f64() * 1e3,
+            on_load.p99.as_secs_f64() * 1e3,
+            off_load.cpu_per_request.as_secs_f64() * 1e6,
+            on_load.cpu_per_request.as_secs_f64() * 1e6,
+        );
+    }
+    drop(conn);
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {database} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await;
+}

@@ -1,0 +1,74 @@
+//! Telemetry as an operator sees it: the real binary exporting to a fake Application Insights
+//! ingestion endpoint (HTTPS, bearer tokens checked like Azure) and to an OTLP collector
+//! stand-in, through the fake identity endpoint, PostgreSQL in token mode and Azurite.
+
+mod application_insights;
+mod doctor;
+mod failures;
+mod fake_ingestion;
+mod otlp;
+mod otlp_collector;
+
+use reqwest::StatusCode;
+use reqwest::multipart::Form;
+
+use crate::helpers::process::{AppProcess, add_restaurant, get_page};
+use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
+
+/// What a visitor types in these tests: none of it may appear in anything exported.
+pub const TYPED_RESTAURANT: &str = "Sentinel Bistro Qx7";
+pub const TYPED_USER: &str = "Typed Name Zq9";
+pub const TYPED_REVIEW: &str = "typed review text Vw3 never exported";
+pub const TYPED_SEARCH: &str = "searched Jk5";
+
+/// A caller's W3C trace context (a load balancer or another service started the trace).
+pub const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+pub const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Export quickly and in small batches, so tests see telemetry within a second.
+pub const QUICK_EXPORT: [(&str, &str); 3] = [
+    ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+    ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+];
+
+/// Adds a restaurant, posts a review with a photo, then views the restaurant's page with a
+/// `traceparent`: every kind of work the app does (PostgreSQL, Blob Storage, photo
+/// processing). Returns the page's path (`/<id>/`).
+pub async fn visit(client: &reqwest::Client, app: &AppProcess) -> String {
+    let response = add_restaurant(client, app, TYPED_RESTAURANT).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = response.headers()["location"].to_str().unwrap().to_owned();
+    let searched = client
+        .get(app.url(&format!("/?q={}", TYPED_SEARCH.replace(' ', "+"))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(searched.status(), StatusCode::OK);
+    let html = get_page(client, app, &page).await;
+    let form = Form::new()
+        .text("csrfmiddlewaretoken", extract_csrf(&html).unwrap())
+        .text("user_name", TYPED_USER)
+        .text("rating", "4")
+        .text("review_text", TYPED_REVIEW)
+        .part(
+            "reviewImage",
+            photo_part(PHONE_PHOTO, "IMG_0042.JPG", "image/jpeg"),
+        );
+    let id = page.trim_matches('/');
+    let response = client
+        .post(app.url(&format!("/review/{id}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let response = client
+        .get(app.url(&page))
+        .header("traceparent", TRACEPARENT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    page
+}
