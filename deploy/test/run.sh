@@ -204,7 +204,7 @@ else
   # may not register apps gets a message and the rest of the deployment.
   MODS=(--moderator ada@contoso.example --moderator 6F1C1D2E-4E0B-4F55-9D3B-0B2F1C3E4A5B)
   fake mods up --name demo --location westeurope --zip "$ZIP" "${MODS[@]}"
-  check "--moderator: exits 0 with 19 steps" bash -c '[ "$(cat "$1.rc")" = 0 ] && grep -q "^\[19/19\] App Service authentication" "$1.out"' _ "$WORK/mods"
+  check "--moderator: exits 0 with 22 steps" bash -c '[ "$(cat "$1.rc")" = 0 ] && grep -q "^\[22/22\] App Service authentication" "$1.out"' _ "$WORK/mods"
   check "--moderator: app registration with ID tokens and the Moderator role, then auth, then MODERATORS" in_order mods \
     '^az ad user show --id ada@contoso\.example' \
     '^az ad app create --display-name restaurant-review-demo --sign-in-audience AzureADMyOrg --web-redirect-uris https://app-demo-[0-9a-f]+\.azurewebsites\.net/\.auth/login/aad/callback --enable-id-token-issuance true --app-roles @' \
@@ -216,7 +216,7 @@ else
   check "--moderator: no client secret anywhere" log_lacks mods '(client|app)-secret|--password( |$)|credential reset'
   STATE_OF=mods fake mods2 up --name demo --location westeurope --zip "$ZIP" "${MODS[@]}"
   check "--moderator rerun: changes nothing, every step 'already there'" bash -c \
-    '[ "$(cat "$1.rc")" = 0 ] && [ "$(grep -c "^\[" "$1.out")" = 19 ] && ! grep "^\[" "$1.out" | grep -qv "… already there$" && ! grep -qE "^az .* (create|set|update)( |$)|^az rest --method post" "$2"' _ "$WORK/mods2" "$WORK/mods2.log"
+    '[ "$(cat "$1.rc")" = 0 ] && [ "$(grep -c "^\[" "$1.out")" = 22 ] && ! grep "^\[" "$1.out" | grep -qv "… already there$" && ! grep -qE "^az .* (create|set|update)( |$)|^az rest --method post" "$2"' _ "$WORK/mods2" "$WORK/mods2.log"
   FAKE_AZ_DENY_APPS=1 fake denied up --name demo --location westeurope --zip "$ZIP" "${MODS[@]}"
   check "--moderator without the right to register apps: a clear message, the rest deployed, exit 0" bash -c \
     '[ "$(cat "$1.rc")" = 0 ] && grep -q "not allowed" "$1.out" && grep -q "may not create app registrations" "$1.out" && grep -q "moderate reports" "$1.out" && tail -n1 "$1.out" | grep -q "^https://" && grep -q "^az webapp deploy" "$2" && ! grep -q "^az webapp auth" "$2"' _ "$WORK/denied" "$WORK/denied.log"
@@ -309,7 +309,7 @@ PY
   check "--dry-run --container prints registry, build and AcrPull" bash -c \
     'grep -q "az acr create" "$1" && grep -q "az acr build" "$1" && grep -q -- "--role AcrPull" "$1" && grep -q "^\[21/21\]" "$1"' _ "$WORK/dry-container.out"
   check "--dry-run --moderator prints the app registration, the role and App Service authentication" bash -c \
-    'grep -q "^\[19/19\]" "$1" && grep -q "az ad app create" "$1" && grep -q "az rest --method post" "$1" && grep -q "az webapp auth update" "$1"' _ "$WORK/dry-mods.out"
+    'grep -q "^\[22/22\]" "$1" && grep -q "az ad app create" "$1" && grep -q "az rest --method post" "$1" && grep -q "az webapp auth update" "$1"' _ "$WORK/dry-mods.out"
   check "down --dry-run prints the deletion only" bash -c '[ "$(grep -c "^      az " "$1")" = 1 ] && grep -q "az group delete --name rg-demo --yes" "$1"' _ "$WORK/dry-down.out"
   check "the access token never appears in any output" no_token
 
