@@ -138,6 +138,7 @@ pub async fn read_review(
         texts: HashMap::new(),
         max_photo_bytes,
         declared_too_large,
+        declared,
     };
     match reader.read(multipart, csrf).await {
         Ok(submission) => Ok(submission),
@@ -180,6 +181,8 @@ struct ReviewReader {
     max_photo_bytes: u64,
     /// The declared length is over the limit: the photo is refused on sight.
     declared_too_large: bool,
+    /// The body's declared length, which bounds the photo's.
+    declared: Option<u64>,
 }
 
 impl ReviewReader {
@@ -207,7 +210,8 @@ impl ReviewReader {
                     return Err(Stop::PhotoTooLarge);
                 }
                 let has_file_name = part.file_name().is_some_and(|f| !f.is_empty());
-                let bytes = read_limited(&mut part, self.max_photo_bytes)
+                let expected = self.declared.unwrap_or(0).min(self.max_photo_bytes);
+                let bytes = read_limited(&mut part, self.max_photo_bytes, expected)
                     .await?
                     .ok_or(Stop::PhotoTooLarge)?;
                 // A form submitted without choosing a file sends an empty, unnamed part.
@@ -216,7 +220,7 @@ impl ReviewReader {
                 }
                 continue;
             }
-            let bytes = read_limited(&mut part, MAX_TEXT_FIELD_BYTES as u64)
+            let bytes = read_limited(&mut part, MAX_TEXT_FIELD_BYTES as u64, 0)
                 .await?
                 .ok_or_else(|| FormError::FieldTooLong(name.clone()))?;
             let text = String::from_utf8(bytes.to_vec())
@@ -240,12 +244,16 @@ impl ReviewReader {
     }
 }
 
-/// Reads a part's bytes, or `None` as soon as more than `limit` arrived.
+/// Reads a part's bytes, or `None` as soon as more than `limit` arrived. The buffer is made
+/// `expected` bytes large at once (the declared body length, within the limit): grown by
+/// doubling instead, a photo's buffer held up to twice its size while it waited for the memory
+/// budget, memory the budget does not count. Pages a client never sends are never touched.
 async fn read_limited(
     part: &mut Field<'_>,
     limit: u64,
+    expected: u64,
 ) -> Result<Option<BytesMut>, MultipartError> {
-    let mut buffer = BytesMut::new();
+    let mut buffer = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(0));
     while let Some(chunk) = part.chunk().await? {
         if (buffer.len() + chunk.len()) as u64 > limit {
             return Ok(None);
