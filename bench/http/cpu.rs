@@ -10,6 +10,9 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::load::Load;
+use super::proc_stat::{TICKS_PER_SECOND, read_stat, ticks};
+
 /// CPU time by process group, in clock ticks.
 #[derive(Default, Clone)]
 struct Ticks {
@@ -18,30 +21,6 @@ struct Ticks {
     this_process: u64,
     children: u64,
     machine: u64,
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // Linux reports process times in USER_HZ, 100 on every supported architecture.
-    100.0
-}
-
-fn process_ticks(stat: &str) -> Option<(String, u64)> {
-    // "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so split at the last ')'.
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = stat[open + 1..close].to_owned();
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after "state".
-    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-    let own = field(11)? + field(12)?;
-    // PostgreSQL's backends exit with their connection (pgbench's at the end of its run): what
-    // they spent is then in the postmaster's reaped-children times (cutime, cstime).
-    let reaped = if comm == "postgres" {
-        field(13)? + field(14)?
-    } else {
-        0
-    };
-    Some((comm, own + reaped))
 }
 
 fn snapshot() -> Ticks {
@@ -57,30 +36,22 @@ fn snapshot() -> Ticks {
             else {
                 continue;
             };
-            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            if let Some((comm, ticks)) = process_ticks(&stat) {
+            if let Some((comm, numbers)) = read_stat(pid) {
                 if pid == me {
-                    this_process = ticks;
+                    this_process = ticks(&numbers, false);
                 } else {
-                    *by_comm.entry(comm).or_default() += ticks;
+                    // PostgreSQL's backends exit with their connection (pgbench's at the end of
+                    // its run): what they spent is then the postmaster's reaped children's time.
+                    let reaped = comm == "postgres";
+                    *by_comm.entry(comm).or_default() += ticks(&numbers, reaped);
                 }
             }
         }
     }
-    // cutime and cstime (fields 16 and 17): the reaped children, that is the load generators.
-    let children = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let close = stat.rfind(')')?;
-            let fields: Vec<u64> = stat[close + 2..]
-                .split_whitespace()
-                .map(|f| f.parse().unwrap_or(0))
-                .collect();
-            Some(fields.get(13)? + fields.get(14)?)
-        })
-        .unwrap_or(0);
+    // This process's reaped children: the load generators (wrk, pgbench), which have exited.
+    let children = read_stat("self").map_or(0, |(_, numbers)| {
+        ticks(&numbers, true) - ticks(&numbers, false)
+    });
     let machine = std::fs::read_to_string("/proc/stat")
         .ok()
         .and_then(|stat| {
@@ -129,18 +100,13 @@ impl fmt::Display for CpuPerRequest {
     }
 }
 
-/// Runs `load` (which returns requests per second over `seconds`) and reports where the CPU went.
-pub fn measure<T>(
-    seconds: u64,
-    load: impl FnOnce() -> T,
-    per_second: impl Fn(&T) -> f64,
-) -> (T, CpuPerRequest) {
+/// Runs `load` (a load of `seconds`) and reports where the CPU went.
+pub fn measure(seconds: u64, load: impl FnOnce() -> Load) -> (Load, CpuPerRequest) {
     let before = snapshot();
     let result = load();
     let after = snapshot();
-    let requests = (per_second(&result) * seconds as f64).max(1.0);
-    let micros =
-        |b: u64, a: u64| a.saturating_sub(b) as f64 / clock_ticks_per_second() * 1e6 / requests;
+    let requests = (result.per_second * seconds as f64).max(1.0);
+    let micros = |b: u64, a: u64| a.saturating_sub(b) as f64 / TICKS_PER_SECOND * 1e6 / requests;
     let app = micros(before.app, after.app);
     let postgres = micros(before.postgres, after.postgres);
     let relay = micros(before.this_process, after.this_process);

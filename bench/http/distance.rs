@@ -99,11 +99,9 @@ pub async fn run(settings: &Settings) -> Option<DistanceRun> {
         let single = one_connection(&app.base, path, settings);
         let (full, cpu) = warm_and_measure(&app.base, path, settings);
         let floor_single = pgbench(&url, floor, 1, seconds, scratch.path());
-        let (floor_full, floor_cpu) = measure(
-            seconds,
-            || pgbench(&url, floor, settings.connections, seconds, scratch.path()),
-            |load| load.per_second,
-        );
+        let (floor_full, floor_cpu) = measure(seconds, || {
+            pgbench(&url, floor, settings.connections, seconds, scratch.path())
+        });
         println!("    {name}");
         print_row("  1 connection", single, Some(floor_single));
         print_row(

@@ -201,11 +201,9 @@ pub async fn bench_one(backend: Backend, size: Size, settings: &Settings) -> Opt
         let mut floor_cpu = None;
         let floor = match (&route.floor, &pgbench_url) {
             (Some(floor), Some(url)) => {
-                let (floor, cpu) = measure(
-                    settings.seconds,
-                    || pgbench(url, floor, connections, settings.seconds, scratch.path()),
-                    |load| load.per_second,
-                );
+                let (floor, cpu) = measure(settings.seconds, || {
+                    pgbench(url, floor, connections, settings.seconds, scratch.path())
+                });
                 floor_cpu = Some(cpu);
                 Some(floor)
             }
@@ -281,11 +279,9 @@ pub async fn bench_one(backend: Backend, size: Size, settings: &Settings) -> Opt
 pub fn warm_and_measure(base: &str, path: &str, settings: &Settings) -> (Load, CpuPerRequest) {
     let url = format!("{base}{path}");
     wrk(&url, settings.connections, 1);
-    measure(
-        settings.seconds,
-        || wrk(&url, settings.connections, settings.seconds),
-        |load| load.per_second,
-    )
+    measure(settings.seconds, || {
+        wrk(&url, settings.connections, settings.seconds)
+    })
 }
 
 /// A short warm-up (connections, prepared statements, the compressed assets made in the

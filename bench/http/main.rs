@@ -34,6 +34,7 @@ mod faults;
 mod link;
 mod load;
 mod loopback;
+mod proc_stat;
 mod seed;
 
 use std::time::Duration;

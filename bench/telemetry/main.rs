@@ -16,6 +16,8 @@
 #[path = "../../tests/api/telemetry/fake_ingestion.rs"]
 mod fake_ingestion;
 mod helpers;
+#[path = "../http/proc_stat.rs"]
+mod proc_stat;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,11 +72,7 @@ impl App {
     /// CPU time the app has used (user + system), from /proc: its own cost, apart from the
     /// ingestion stand-in and wrk on the same cores.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // USER_HZ is 100 on Linux.
-        Duration::from_millis(ticks * 10)
+        proc_stat::process_cpu(self.child.id())
     }
 
     async fn health(&self) -> serde_json::Value {
