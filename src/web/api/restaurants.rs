@@ -83,6 +83,23 @@ pub fn split_page<T>(
     (rows, next)
 }
 
+/// A page's own link (its cursor when it started after one) and the next page's, if any.
+pub fn page_links(
+    path: &str,
+    kept: &[(&str, String)],
+    at: PageAt,
+    next: Option<String>,
+) -> PageLinks {
+    let this = match at {
+        PageAt::After(id) => page_link(path, kept, Some(&cursor_after(id))),
+        _ => page_link(path, kept, None),
+    };
+    PageLinks {
+        this,
+        next: next.map(|cursor| page_link(path, kept, Some(&cursor))),
+    }
+}
+
 /// A link to `path` with `kept` query pairs and, when given, the cursor.
 pub fn page_link(path: &str, kept: &[(&str, String)], cursor: Option<&str>) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
@@ -169,17 +186,10 @@ pub async fn list_restaurants(
         kept.push(("limit", limit.to_string()));
     }
     let path = format!("{V1}/restaurants");
-    let this = match at {
-        PageAt::After(id) => page_link(&path, &kept, Some(&cursor_after(id))),
-        _ => page_link(&path, &kept, None),
-    };
     let page = RestaurantPage {
         items: rows.into_iter().map(RestaurantOut::from).collect(),
         total,
-        links: PageLinks {
-            this,
-            next: next.map(|cursor| page_link(&path, &kept, Some(&cursor))),
-        },
+        links: page_links(&path, &kept, at, next),
     };
     Ok(conditional_json(&headers, &page, LIST_CACHE))
 }

@@ -7,13 +7,11 @@ use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::http::{conditional_json, content_type_is, cursor_after};
-use super::model::{
-    NewReviewIn, NewReviewMultipart, PageLinks, ReviewOut, ReviewPage, restaurant_href,
-};
+use super::http::{conditional_json, content_type_is};
+use super::model::{NewReviewIn, NewReviewMultipart, ReviewOut, ReviewPage, restaurant_href};
 use super::problem::Problem;
 use super::restaurants::{
-    JSON_BODY_LIMIT, LIST_CACHE, created_json, page_link, page_params, query_fields, read_json,
+    JSON_BODY_LIMIT, LIST_CACHE, created_json, page_links, page_params, query_fields, read_json,
     split_page,
 };
 use crate::db::{PageAt, Review};
@@ -85,18 +83,11 @@ pub async fn list_reviews(
     } else {
         vec![("limit", limit.to_string())]
     };
-    let this = match at {
-        PageAt::After(after) => page_link(&path, &kept, Some(&cursor_after(after))),
-        _ => page_link(&path, &kept, None),
-    };
     let page = ReviewPage {
         restaurant: restaurant_href(id.get()),
         items,
         total: restaurant.ratings.review_count,
-        links: PageLinks {
-            this,
-            next: next.map(|cursor| page_link(&path, &kept, Some(&cursor))),
-        },
+        links: page_links(&path, &kept, at, next),
     };
     Ok(conditional_json(&headers, &page, LIST_CACHE))
 }
