@@ -8,8 +8,9 @@
 //! from a debug-built driver: `RESTAURANT_REVIEW_BINARY=target/release/restaurant-review
 //! cargo run --bench telemetry -- --bench` is not a cargo form, so run the built bench file
 //! with that variable). Settings: `BENCH_SECONDS` per load (default 10),
-//! `BENCH_CONNECTIONS` (default 32), `BENCH_ROUNDS` (default 2), `BENCH_SAMPLE_RATIO` (export
-//! on with that trace sampling ratio), `TEST_POSTGRES_URL`
+//! `BENCH_CONNECTIONS` (default 32), `BENCH_ROUNDS` (default 2), `BENCH_SAMPLE_RATIO` (one more
+//! column: export on with microsoft.fixed_percentage at that ratio), `BENCH_PERF=DIR` (a perf
+//! profile of the app during each load), `TEST_POSTGRES_URL`
 //! (default postgres://postgres@127.0.0.1:5432/postgres).
 
 #[allow(dead_code)]
@@ -75,6 +76,12 @@ impl App {
         proc_stat::process_cpu(self.child.id())
     }
 
+    /// Waits for the export queue to drain: it exports every 5 s, or per 512 spans. (Polling
+    /// /health until the count settles would not do: each poll is a trace of its own.)
+    async fn flush_wait(&self) {
+        tokio::time::sleep(Duration::from_millis(6500)).await;
+    }
+
     async fn health(&self) -> serde_json::Value {
         reqwest::get(format!("{}/health", self.base))
             .await
@@ -83,6 +90,13 @@ impl App {
             .await
             .unwrap()
     }
+}
+
+/// Spans the app has exported so far (its /health), 0 with export off.
+async fn exported_spans(app: &App) -> u64 {
+    app.health().await["telemetry"]["exported"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 impl Drop for App {
@@ -223,10 +237,21 @@ async fn main() {
         ("IDENTITY_HEADER", identity.header_secret().to_owned()),
         ("AZURE_CLIENT_ID", identity.client_id().to_owned()),
     ]);
-    // BENCH_SAMPLE_RATIO=0.1: export with head sampling (OTEL_TRACES_SAMPLER=traceidratio).
+    // The default (Application Insights' rate-limited sampler, 5 traces a second) and every
+    // trace exported (microsoft.fixed_percentage 1.0); BENCH_SAMPLE_RATIO=r adds a column at r.
+    let mut every = on.clone();
+    every.push(("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage".into()));
+    every.push(("OTEL_TRACES_SAMPLER_ARG", "1.0".into()));
+    let mut configs: Vec<(String, Vec<(&str, String)>)> = vec![
+        ("off".into(), off.clone()),
+        ("on, 5/s".into(), on.clone()),
+        ("on, all".into(), every),
+    ];
     if let Ok(ratio) = std::env::var("BENCH_SAMPLE_RATIO") {
-        on.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".into()));
-        on.push(("OTEL_TRACES_SAMPLER_ARG", ratio));
+        let mut sampled = on.clone();
+        sampled.push(("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage".into()));
+        sampled.push(("OTEL_TRACES_SAMPLER_ARG", ratio.clone()));
+        configs.push((format!("on, {ratio}"), sampled));
     }
     let page = {
         let app = App::start(&off, dir.path()).await;
@@ -234,50 +259,81 @@ async fn main() {
     };
 
     println!(
-        "telemetry export off vs on (Application Insights, fake ingestion over HTTPS), PostgreSQL on loopback, {connections} connections, {seconds} s a load, {rounds} rounds"
+        "telemetry export off vs on (Application Insights, fake ingestion over HTTPS), PostgreSQL on loopback, {connections} connections, {seconds} s a load, best of {rounds} rounds, configurations alternating"
     );
     println!(
-        "{:<10} {:>12} {:>12} {:>7}   {:>10} {:>10}   {:>14} {:>14}",
-        "route", "off req/s", "on req/s", "ratio", "off p99", "on p99", "off CPU/req", "on CPU/req"
+        "{:<11} {:<9} {:>9} {:>7} {:>9} {:>10} {:>10} {:>10}",
+        "route", "export", "req/s", "of off", "p99", "CPU/req", "+CPU/req", "exported"
     );
     for (label, path) in [("GET /", "/".to_owned()), ("GET /{id}/", page.clone())] {
-        let mut best = [Load::default(); 2];
+        let mut best = vec![Load::default(); configs.len()];
+        let mut exported = vec![0u64; configs.len()];
         for _ in 0..rounds {
-            for (i, env) in [&off, &on].into_iter().enumerate() {
+            for (i, (name, env)) in configs.iter().enumerate() {
                 let app = App::start(env, dir.path()).await;
                 let url = format!("{}{path}", app.base);
                 wrk(&url, connections, 1); // warm-up
                 let cpu_before = app.cpu();
+                // BENCH_PERF=DIR: a CPU profile of the app (perf record) during each load.
+                let perf = std::env::var("BENCH_PERF").ok().map(|dir| {
+                    let file = format!(
+                        "{dir}/{}-{}.perf",
+                        label.replace(['/', '{', '}', ' '], ""),
+                        name.replace([',', ' ', '/'], "")
+                    );
+                    Command::new("perf")
+                        .args(["record", "--call-graph", "dwarf,16384", "-F", "299", "-q"])
+                        .args(["-o", &file, "-p", &app.child.id().to_string()])
+                        .args(["--", "sleep", &seconds.to_string()])
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .expect("perf")
+                });
+                let exported_before = exported_spans(&app).await;
                 let mut load = wrk(&url, connections, seconds);
+                if let Some(mut perf) = perf {
+                    let _ = perf.wait();
+                }
                 let requests = load.per_second * seconds as f64;
                 load.cpu_per_request = (app.cpu() - cpu_before).div_f64(requests.max(1.0));
+                if i > 0 {
+                    if !smoke {
+                        app.flush_wait().await;
+                    }
+                    let health = app.health().await;
+                    assert_eq!(
+                        health["telemetry"]["dropped"], 0,
+                        "{name}: spans were dropped: {health}"
+                    );
+                }
                 if load.per_second > best[i].per_second {
                     best[i] = load;
-                }
-                if i == 1 {
-                    let health = app.health().await;
-                    let telemetry = &health["telemetry"];
-                    println!(
-                        "  (export on: {} exported, {} dropped so far; ingestion received {})",
-                        telemetry["exported"],
-                        telemetry["dropped"],
-                        ingestion.received()
-                    );
+                    exported[i] = exported_spans(&app).await - exported_before;
                 }
             }
         }
-        let [off_load, on_load] = best;
-        println!(
-            "{label:<10} {:>12.0} {:>12.0} {:>6.0}%   {:>7.2} ms {:>7.2} ms   {:>11.0} µs {:>11.0} µs",
-            off_load.per_second,
-            on_load.per_second,
-            on_load.per_second / off_load.per_second * 100.0,
-            off_load.p99.as_secs_f64() * 1e3,
-            on_load.p99.as_secs_f64() * 1e3,
-            off_load.cpu_per_request.as_secs_f64() * 1e6,
-            on_load.cpu_per_request.as_secs_f64() * 1e6,
-        );
+        let off_load = best[0];
+        for (i, (name, _)) in configs.iter().enumerate() {
+            let load = best[i];
+            let extra = load.cpu_per_request.as_secs_f64() - off_load.cpu_per_request.as_secs_f64();
+            println!(
+                "{:<11} {:<9} {:>9.0} {:>6.0}% {:>6.2} ms {:>7.0} µs {:>7.0} µs {:>10}",
+                if i == 0 { label } else { "" },
+                name,
+                load.per_second,
+                load.per_second / off_load.per_second * 100.0,
+                load.p99.as_secs_f64() * 1e3,
+                load.cpu_per_request.as_secs_f64() * 1e6,
+                extra * 1e6,
+                if i == 0 {
+                    "-".to_owned()
+                } else {
+                    exported[i].to_string()
+                },
+            );
+        }
     }
+    println!("(ingestion received {} items in all)", ingestion.received());
     drop(conn);
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(

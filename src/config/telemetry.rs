@@ -81,7 +81,17 @@ pub enum Sampler {
     AlwaysOff,
     Ratio(f64),
     ParentBased(ParentRoot),
+    /// `microsoft.rate_limited`: at most about this many traces a second (the Azure Monitor
+    /// distros' default, 5, when Application Insights is the destination).
+    RateLimited(f64),
+    /// `microsoft.fixed_percentage`: this ratio (0 to 1) of traces, kept or dropped by trace id
+    /// like the Azure SDKs.
+    FixedPercentage(f64),
 }
+
+/// Traces a second kept by default when sending to Application Insights (the Azure Monitor
+/// OpenTelemetry distros' default since their 2026 releases).
+pub const DEFAULT_TRACES_PER_SECOND: f64 = 5.0;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ParentRoot {
@@ -128,7 +138,7 @@ pub(super) fn from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
     }
     settings.app_insights = app_insights(vars)?;
     settings.otlp = otlp(vars)?;
-    settings.sampler = sampler(vars)?;
+    settings.sampler = sampler(vars, settings.app_insights.is_some())?;
     let millis = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
         Ok(vars
             .parse::<u64>(name)?
@@ -262,7 +272,7 @@ fn otlp(vars: &Vars) -> Result<Option<OtlpSettings>, ConfigError> {
     }))
 }
 
-fn sampler(vars: &Vars) -> Result<Sampler, ConfigError> {
+fn sampler(vars: &Vars, to_app_insights: bool) -> Result<Sampler, ConfigError> {
     let ratio = || -> Result<f64, ConfigError> {
         let ratio: f64 = vars.parse("OTEL_TRACES_SAMPLER_ARG")?.unwrap_or(1.0);
         if (0.0..=1.0).contains(&ratio) {
@@ -271,18 +281,34 @@ fn sampler(vars: &Vars) -> Result<Sampler, ConfigError> {
             Err(invalid("OTEL_TRACES_SAMPLER_ARG", "a ratio from 0 to 1"))
         }
     };
+    let per_second = || -> Result<f64, ConfigError> {
+        let rate: f64 = vars
+            .parse("OTEL_TRACES_SAMPLER_ARG")?
+            .unwrap_or(DEFAULT_TRACES_PER_SECOND);
+        if rate.is_finite() && rate >= 0.0 {
+            Ok(rate)
+        } else {
+            Err(invalid(
+                "OTEL_TRACES_SAMPLER_ARG",
+                "a number of traces a second, 0 or more",
+            ))
+        }
+    };
     Ok(match vars.get("OTEL_TRACES_SAMPLER").as_deref() {
+        None if to_app_insights => Sampler::RateLimited(DEFAULT_TRACES_PER_SECOND),
         None | Some("parentbased_always_on") => Sampler::ParentBased(ParentRoot::AlwaysOn),
         Some("always_on") => Sampler::AlwaysOn,
         Some("always_off") => Sampler::AlwaysOff,
         Some("traceidratio") => Sampler::Ratio(ratio()?),
         Some("parentbased_always_off") => Sampler::ParentBased(ParentRoot::AlwaysOff),
         Some("parentbased_traceidratio") => Sampler::ParentBased(ParentRoot::Ratio(ratio()?)),
+        Some("microsoft.rate_limited") => Sampler::RateLimited(per_second()?),
+        Some("microsoft.fixed_percentage") => Sampler::FixedPercentage(ratio()?),
         Some(other) => {
             return Err(invalid(
                 "OTEL_TRACES_SAMPLER",
                 format!(
-                    "{other:?} is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio"
+                    "{other:?} is not one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio, microsoft.rate_limited, microsoft.fixed_percentage"
                 ),
             ));
         }
@@ -330,6 +356,51 @@ mod tests {
             "https://westeurope-5.in.applicationinsights.azure.com/"
         );
         assert_eq!(ai.client_id.as_deref(), Some("abc"));
+        assert_eq!(
+            s.sampler,
+            Sampler::RateLimited(5.0),
+            "Application Insights samples like the Azure Monitor distros: 5 traces a second"
+        );
+    }
+
+    #[test]
+    fn the_azure_monitor_sampler_names_are_understood() {
+        let ai = (
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://x/",
+        );
+        let cases: &[(&[(&str, &str)], Sampler)] = &[
+            (
+                &[("OTEL_TRACES_SAMPLER", "microsoft.rate_limited")],
+                Sampler::RateLimited(5.0),
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "microsoft.rate_limited"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+                ],
+                Sampler::RateLimited(0.5),
+            ),
+            (
+                &[
+                    ("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
+                ],
+                Sampler::FixedPercentage(1.0),
+            ),
+            (&[("OTEL_TRACES_SAMPLER", "always_on")], Sampler::AlwaysOn),
+        ];
+        for (vars, expected) in cases {
+            let mut vars = vars.to_vec();
+            vars.push(ai);
+            assert_eq!(settings(&vars).unwrap().sampler, *expected, "{vars:?}");
+        }
+        let otlp_only = settings(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318")]);
+        assert_eq!(
+            otlp_only.unwrap().sampler,
+            Sampler::ParentBased(ParentRoot::AlwaysOn),
+            "elsewhere the OpenTelemetry specification's default"
+        );
     }
 
     #[test]

@@ -13,12 +13,15 @@ use opentelemetry_sdk::logs::{LogBatch, LogExporter, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    Sampler as SdkSampler, SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
+};
 use tokio::sync::watch;
 
 use super::health::ExportHealth;
 use super::http_client::ExportClient;
 use super::queue::{BoundedSpanProcessor, describe};
+use super::sampling::{self, Sampling};
 use crate::config::{ParentRoot, Sampler, TelemetrySettings};
 use crate::identity::TokenSource;
 
@@ -40,6 +43,8 @@ pub struct Pipelines {
     pub meter: SdkMeterProvider,
     pub processors: Vec<Arc<BoundedSpanProcessor>>,
     pub destinations: Vec<&'static str>,
+    /// Application Insights' samplers, which requests consult before their span exists.
+    pub sampling: Option<Sampling>,
 }
 
 pub fn build(
@@ -56,9 +61,10 @@ pub fn build(
         .with_service_name(service_name)
         .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
         .build();
+    let (sdk_sampler, sampling) = sampler(settings.sampler);
     let mut tracer = SdkTracerProvider::builder()
         .with_resource(resource.clone())
-        .with_sampler(sampler(settings.sampler));
+        .with_sampler(sdk_sampler);
     let mut logger = SdkLoggerProvider::builder().with_resource(resource.clone());
     let mut meter = SdkMeterProvider::builder().with_resource(resource.clone());
     let mut processors = Vec::new();
@@ -70,8 +76,12 @@ pub fn build(
         let exporter =
             AppInsights::new_from_connection_string(ai.connection_string.clone(), client)
                 .map_err(|e| ExportSetupError::ConnectionString(e.to_string()))?;
+        let rated = RatedAppInsights {
+            inner: exporter.clone(),
+            default_percentage: static_percentage(settings.sampler),
+        };
         let spans = Arc::new(BoundedSpanProcessor::start(
-            exporter.clone(),
+            rated,
             &resource,
             settings.queue,
             health.clone(),
@@ -123,20 +133,80 @@ pub fn build(
         meter: meter.build(),
         processors,
         destinations,
+        sampling,
     })
 }
 
-fn sampler(sampler: Sampler) -> SdkSampler {
+/// The SDK's sampler for `sampler`, and Application Insights' own when it is one of theirs.
+fn sampler(sampler: Sampler) -> (Box<dyn ShouldSample>, Option<Sampling>) {
     let root = |root: ParentRoot| match root {
         ParentRoot::AlwaysOn => SdkSampler::AlwaysOn,
         ParentRoot::AlwaysOff => SdkSampler::AlwaysOff,
         ParentRoot::Ratio(ratio) => SdkSampler::TraceIdRatioBased(ratio),
     };
-    match sampler {
+    let standard = match sampler {
         Sampler::AlwaysOn => SdkSampler::AlwaysOn,
         Sampler::AlwaysOff => SdkSampler::AlwaysOff,
         Sampler::Ratio(ratio) => SdkSampler::TraceIdRatioBased(ratio),
         Sampler::ParentBased(r) => SdkSampler::ParentBased(Box::new(root(r))),
+        Sampler::RateLimited(per_second) => {
+            let sampling = Sampling::rate_limited(per_second);
+            return (Box::new(sampling.clone()), Some(sampling));
+        }
+        Sampler::FixedPercentage(ratio) => {
+            let sampling = Sampling::fixed(ratio);
+            return (Box::new(sampling.clone()), Some(sampling));
+        }
+    };
+    (Box::new(standard), None)
+}
+
+/// The percentage every kept span stands for under the SDK's ratio samplers (Application
+/// Insights' own samplers put theirs in each trace's `tracestate`).
+fn static_percentage(sampler: Sampler) -> f64 {
+    match sampler {
+        Sampler::Ratio(ratio) | Sampler::ParentBased(ParentRoot::Ratio(ratio)) => ratio * 100.0,
+        _ => 100.0,
+    }
+}
+
+/// Application Insights counts a sampled item as 100 / its envelope's `sampleRate` items; the
+/// exporter takes one rate for all it sends, so each batch goes as one upload per rate (under
+/// the rate limiter a busy minute has a handful: the rates are 100 / 2^k).
+#[derive(Debug)]
+struct RatedAppInsights {
+    inner: AppInsights,
+    default_percentage: f64,
+}
+
+impl SpanExporter for RatedAppInsights {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut by_rate: Vec<(f64, Vec<SpanData>)> = Vec::new();
+        for span in batch {
+            let percentage = sampling::percentage_of(span.span_context.trace_state())
+                .unwrap_or(self.default_percentage);
+            match by_rate.iter_mut().find(|(p, _)| *p == percentage) {
+                Some((_, spans)) => spans.push(span),
+                None => by_rate.push((percentage, vec![span])),
+            }
+        }
+        let mut result = Ok(());
+        for (percentage, spans) in by_rate {
+            let exporter = self.inner.clone().with_sample_rate(percentage / 100.0);
+            if let Err(error) = SpanExporter::export(&exporter, spans).await {
+                result = Err(error);
+            }
+        }
+        result
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        SpanExporter::force_flush(&self.inner)
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        SpanExporter::shutdown_with_timeout(&self.inner, timeout)
+    }
+    fn set_resource(&mut self, resource: &Resource) {
+        SpanExporter::set_resource(&mut self.inner, resource);
     }
 }
 

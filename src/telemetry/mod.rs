@@ -8,12 +8,14 @@
 //! the meters are the no-op ones, and nothing is queued or sent.
 
 mod export;
+mod gate;
 mod health;
 mod http_client;
 pub mod metrics;
 pub mod outgoing;
 mod queue;
 pub mod request;
+mod sampling;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -70,12 +72,17 @@ pub fn install(format: LogFormat, settings: &TelemetrySettings) -> Result<(), Ex
     let tracer = pipelines.tracer.tracer("restaurant-review");
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     opentelemetry::global::set_meter_provider(pipelines.meter.clone());
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_filter(filter_fn(exported_as_trace));
+    let spans = gate::SampledOnly::new(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            // Busy and idle time cost two clock reads on every poll and two attributes on
+            // every exported span; the span's own duration is what Application Insights shows.
+            .with_tracked_inactivity(false),
+    )
+    .with_filter(filter_fn(exported_as_trace));
     let logs =
         OpenTelemetryTracingBridge::new(&pipelines.logger).with_filter(filter_fn(exported_as_log));
     let _ = tracing_subscriber::registry()
@@ -102,6 +109,11 @@ pub fn installed() -> Option<&'static Telemetry> {
 
 impl Telemetry {
     /// Whether Azure Monitor needs a token source for its scope.
+    /// Application Insights' sampler, which a request consults before its span exists.
+    pub(crate) fn sampling(&self) -> Option<&sampling::Sampling> {
+        self.pipelines.sampling.as_ref()
+    }
+
     pub fn wants_monitor_token(&self) -> bool {
         self.wants_monitor_token
     }
@@ -157,8 +169,17 @@ where
 /// Spans of this app, debug level included (statements, Blob calls, token fetches). Events go
 /// as logs (below), correlated with their span; errors logged with `exception.type` and
 /// `exception.message` become exceptions.
+///
+/// Not the data-access methods' own spans (`db.restaurant_page` and the like, kept for the
+/// log lines): each holds statement spans that are exported, and would only double every
+/// PostgreSQL dependency (each exported span costs the app CPU, see bench/telemetry).
 fn exported_as_trace(meta: &Metadata<'_>) -> bool {
-    ours(meta) && meta.is_span() && *meta.level() <= Level::DEBUG
+    ours(meta)
+        && meta.is_span()
+        && *meta.level() <= Level::DEBUG
+        && !(meta.name().starts_with("db.")
+            && *meta.level() == Level::INFO
+            && !["db.connect", "db.migrate"].contains(&meta.name()))
 }
 
 /// Warnings and errors, from this app and the libraries it uses, but never from the export

@@ -10,10 +10,31 @@ use opentelemetry::propagation::Extractor;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::gate::UNSAMPLED_TARGET;
 use super::metrics;
+use super::sampling::{RequestDecision, Sampling};
 
 /// The route of requests no route matched (a 404 or a probe): one name, whatever the path.
 const UNMATCHED: &str = "(unmatched)";
+
+/// The request span, under `target` (see [`request_span`]).
+macro_rules! request_span_under {
+    ($target:expr, $request:expr, $route:expr, $request_id:expr) => {
+        tracing::info_span!(
+            target: $target,
+            "request",
+            method = %$request.method(),
+            route = $route,
+            request_id = $request_id,
+            otel.name = %format_args!("{} {}", $request.method(), $route),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %$request.method(),
+            http.route = $route,
+            http.response.status_code = Empty,
+        )
+    };
+}
 
 /// The span tower-http's `TraceLayer` opens for each request. It holds no path or query (the
 /// route is recorded when known) and nothing the visitor typed.
@@ -26,24 +47,24 @@ pub fn request_span(request: &Request) -> tracing::Span {
     // The router runs this after routing, so the route template is known here (and must be:
     // an OpenTelemetry span's name is fixed once it starts).
     let route = route(request);
-    let span = tracing::info_span!(
-        "request",
-        method = %request.method(),
-        route,
-        request_id,
-        otel.name = %format_args!("{} {route}", request.method()),
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = %request.method(),
-        http.route = route,
-        http.response.status_code = Empty,
-    );
-    if super::installed().is_some() {
-        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-            propagator.extract(&Headers(request.headers()))
-        });
-        let _ = span.set_parent(parent);
-    }
+    let Some(telemetry) = super::installed() else {
+        return request_span_under!(module_path!(), request, route, request_id);
+    };
+    let remote = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&Headers(request.headers()))
+    });
+    let parent = match telemetry.sampling() {
+        // The OpenTelemetry SDK's samplers decide when the span starts.
+        None => remote,
+        Some(sampling) => match sampling.decide_request(&remote) {
+            RequestDecision::Sampled { percentage } => Sampling::parent_for(remote, percentage),
+            RequestDecision::Dropped => {
+                return request_span_under!(UNSAMPLED_TARGET, request, route, request_id);
+            }
+        },
+    };
+    let span = request_span_under!(module_path!(), request, route, request_id);
+    let _ = span.set_parent(parent);
     span
 }
 

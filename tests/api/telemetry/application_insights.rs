@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::fake_ingestion::{FakeIngestion, base_data, kind, name, operation_id};
 use super::{
-    QUICK_EXPORT, TRACE_ID, TYPED_RESTAURANT, TYPED_REVIEW, TYPED_SEARCH, TYPED_USER, visit,
+    EVERY_TRACE, QUICK_EXPORT, TRACE_ID, TYPED_RESTAURANT, TYPED_REVIEW, TYPED_SEARCH, TYPED_USER,
+    visit,
 };
 use crate::helpers::azure_rig::AzureRig;
 use crate::helpers::fake_identity::{FakeIdentity, claims};
@@ -30,6 +31,7 @@ fn telemetry_settings(ingestion: &FakeIngestion, client_id: &str) -> Vec<(String
     vars.extend(
         QUICK_EXPORT
             .iter()
+            .chain(&EVERY_TRACE)
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
     vars

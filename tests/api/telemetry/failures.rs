@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use rstest::rstest;
 use serde_json::Value;
 
-use super::QUICK_EXPORT;
 use super::fake_ingestion::{FakeIngestion, Mode, kind};
+use super::{EVERY_TRACE, QUICK_EXPORT};
 use crate::helpers::fake_identity::FakeIdentity;
 use crate::helpers::process::AppProcess;
 
@@ -55,6 +55,7 @@ async fn with_ingestion_refusing_or_down_pages_are_served_drops_are_counted_and_
         ("OTEL_BSP_EXPORT_TIMEOUT", "500"),
     ];
     vars.extend(QUICK_EXPORT);
+    vars.extend(EVERY_TRACE);
     let mut app = AppProcess::start(&vars);
     assert!(app.wait_healthy().await, "{}", app.output());
     let client = reqwest::Client::new();

@@ -8,6 +8,7 @@ mod failures;
 mod fake_ingestion;
 mod otlp;
 mod otlp_collector;
+mod sampling;
 
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
@@ -30,6 +31,13 @@ pub const QUICK_EXPORT: [(&str, &str); 3] = [
     ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
     ("OTEL_BLRP_SCHEDULE_DELAY", "100"),
+];
+
+/// Every trace exported (Application Insights' default keeps about 5 a second, which a test's
+/// burst of requests can exceed).
+pub const EVERY_TRACE: [(&str, &str); 2] = [
+    ("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage"),
+    ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
 ];
 
 /// Adds a restaurant, posts a review with a photo, then views the restaurant's page with a
