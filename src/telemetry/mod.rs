@@ -97,7 +97,11 @@ pub fn install(format: LogFormat, settings: &TelemetrySettings) -> Result<(), Ex
         monitor_tokens,
     };
     if INSTALLED.set(telemetry).is_ok() {
-        tracing::info!(to = ?installed().map(|t| &t.pipelines.destinations), "exporting telemetry");
+        tracing::info!(
+            to = ?installed().map(|t| &t.pipelines.destinations),
+            traces = ?settings.sampler,
+            "exporting telemetry"
+        );
     }
     Ok(())
 }
