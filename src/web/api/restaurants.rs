@@ -83,20 +83,25 @@ pub fn split_page<T>(
     (rows, next)
 }
 
-/// A page's own link (its cursor when it started after one) and the next page's, if any.
+/// A page's own link (its cursor when it started after one) and the next page's, if any,
+/// keeping the `kept` query pairs and a `limit` other than the default.
 pub fn page_links(
     path: &str,
-    kept: &[(&str, String)],
+    mut kept: Vec<(&str, String)>,
+    limit: u32,
     at: PageAt,
     next: Option<String>,
 ) -> PageLinks {
+    if limit != DEFAULT_LIMIT {
+        kept.push(("limit", limit.to_string()));
+    }
     let this = match at {
-        PageAt::After(id) => page_link(path, kept, Some(&cursor_after(id))),
-        _ => page_link(path, kept, None),
+        PageAt::After(id) => page_link(path, &kept, Some(&cursor_after(id))),
+        _ => page_link(path, &kept, None),
     };
     PageLinks {
         this,
-        next: next.map(|cursor| page_link(path, kept, Some(&cursor))),
+        next: next.map(|cursor| page_link(path, &kept, Some(&cursor))),
     }
 }
 
@@ -182,14 +187,11 @@ pub async fn list_restaurants(
     if filter.sort != Sort::Name {
         kept.push(("sort", filter.sort.as_str().to_owned()));
     }
-    if limit != DEFAULT_LIMIT {
-        kept.push(("limit", limit.to_string()));
-    }
     let path = format!("{V1}/restaurants");
     let page = RestaurantPage {
         items: rows.into_iter().map(RestaurantOut::from).collect(),
         total,
-        links: page_links(&path, &kept, at, next),
+        links: page_links(&path, kept, limit, at, next),
     };
     Ok(conditional_json(&headers, &page, LIST_CACHE))
 }

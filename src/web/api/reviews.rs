@@ -77,17 +77,11 @@ pub async fn list_reviews(
     for review in rows {
         items.push(with_photo_links(&app, review).await);
     }
-    let path = reviews_href(id);
-    let kept: Vec<(&str, String)> = if limit == 20 {
-        Vec::new()
-    } else {
-        vec![("limit", limit.to_string())]
-    };
     let page = ReviewPage {
         restaurant: restaurant_href(id.get()),
         items,
         total: restaurant.ratings.review_count,
-        links: page_links(&path, &kept, at, next),
+        links: page_links(&reviews_href(id), Vec::new(), limit, at, next),
     };
     Ok(conditional_json(&headers, &page, LIST_CACHE))
 }
