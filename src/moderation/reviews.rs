@@ -35,8 +35,9 @@ type LockedRow = (i64, String, i16, String, Option<String>, bool);
 /// Locks the review's restaurant (so totals cannot change under us, and a concurrent merge
 /// cannot move the review), then reads the review. The lock comes first, as a write: on SQLite
 /// a transaction that read before writing could not write once another had committed. A
-/// review moved meanwhile is followed to its new restaurant.
-async fn lock_review(tx: &mut Tx, review: i64) -> Result<Option<Locked>, DbError> {
+/// review moved meanwhile is followed to its new restaurant; a review that is gone is
+/// `NotFound`.
+async fn lock_review(tx: &mut Tx, review: i64) -> Result<Locked, ModerationError> {
     for _ in 0..3 {
         let locked: Vec<(i64,)> = tx
             .fetch_all(
@@ -53,22 +54,20 @@ async fn lock_review(tx: &mut Tx, review: i64) -> Result<Option<Locked>, DbError
             )
             .await?;
         let Some((restaurant_id, user_name, rating, review_text, image_name, hidden)) = row else {
-            return Ok(None);
+            return Err(ModerationError::NotFound("review"));
         };
         if locked.first().map(|(id,)| *id) == Some(restaurant_id) {
-            return Ok(Some(Locked {
+            return Ok(Locked {
                 restaurant_id,
                 user_name,
                 rating,
                 review_text,
                 image_name,
                 hidden,
-            }));
+            });
         }
     }
-    Err(DbError::Query(
-        "the review kept moving between restaurants".into(),
-    ))
+    Err(DbError::Query("the review kept moving between restaurants".into()).into())
 }
 
 /// Marks the review's open reports resolved: a moderator has acted on it.
@@ -121,9 +120,7 @@ impl Moderation {
         hide: bool,
     ) -> Result<Outcome, ModerationError> {
         let mut tx = self.db.begin().await?;
-        let locked = lock_review(&mut tx, review)
-            .await?
-            .ok_or(ModerationError::NotFound("review"))?;
+        let locked = lock_review(&mut tx, review).await?;
         if locked.hidden == hide {
             return Ok(Outcome::AlreadySo);
         }
@@ -158,9 +155,7 @@ impl Moderation {
         review: i64,
     ) -> Result<Outcome, ModerationError> {
         let mut tx = self.db.begin().await?;
-        let locked = lock_review(&mut tx, review)
-            .await?
-            .ok_or(ModerationError::NotFound("review"))?;
+        let locked = lock_review(&mut tx, review).await?;
         tx.execute("DELETE FROM review WHERE id = $1", &[review.into()])
             .await?;
         if !locked.hidden {
@@ -190,9 +185,7 @@ impl Moderation {
         review: i64,
     ) -> Result<Outcome, ModerationError> {
         let mut tx = self.db.begin().await?;
-        let locked = lock_review(&mut tx, review)
-            .await?
-            .ok_or(ModerationError::NotFound("review"))?;
+        let locked = lock_review(&mut tx, review).await?;
         if locked.image_name.is_none() {
             return Ok(Outcome::AlreadySo);
         }
@@ -226,9 +219,7 @@ impl Moderation {
         review: i64,
     ) -> Result<Outcome, ModerationError> {
         let mut tx = self.db.begin().await?;
-        lock_review(&mut tx, review)
-            .await?
-            .ok_or(ModerationError::NotFound("review"))?;
+        lock_review(&mut tx, review).await?;
         let open: Vec<(i64,)> = tx
             .fetch_all(
                 "SELECT id FROM review_report WHERE review_id = $1 AND resolved_at IS NULL",

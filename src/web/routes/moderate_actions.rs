@@ -86,12 +86,20 @@ pub async fn review_action(
         _ => return Err(AppError::NotFound),
     };
     tracing::info!(review, action, ?outcome, "moderation action");
-    let shown = if outcome == Outcome::Done {
+    Ok(flash::redirect(
+        &headers,
+        "/moderate/",
+        shown(outcome, done),
+    ))
+}
+
+/// What the page says after an action: `done`, or that there was nothing to do.
+fn shown(outcome: Outcome, done: Flash) -> Flash {
+    if outcome == Outcome::Done {
         done
     } else {
         Flash::NothingToDo
-    };
-    Ok(flash::redirect(&headers, "/moderate/", shown))
+    }
 }
 
 /// `POST /moderate/restaurants/<id>/edit`: the add form's fields and validation.
@@ -111,18 +119,11 @@ pub async fn edit_restaurant(
     let input = RestaurantInput::from_fields(&mut fields);
     let moderation = Moderation::new(app.db.clone(), app.photos.clone());
     match moderation.edit_restaurant(&actor, id, &input).await {
-        Ok(outcome) => {
-            let shown = if outcome == Outcome::Done {
-                Flash::RestaurantSaved
-            } else {
-                Flash::NothingToDo
-            };
-            Ok(flash::redirect(
-                &headers,
-                &format!("/moderate/restaurants/{id}"),
-                shown,
-            ))
-        }
+        Ok(outcome) => Ok(flash::redirect(
+            &headers,
+            &format!("/moderate/restaurants/{id}"),
+            shown(outcome, Flash::RestaurantSaved),
+        )),
         Err(ModerationError::Invalid(errors)) => {
             let restaurant = app.db.restaurant(id).await?.ok_or(AppError::NotFound)?;
             let mut page = RestaurantPage::new(&csrf, restaurant, actor.0);
