@@ -76,7 +76,7 @@ impl Sampling {
         } else {
             rand::random::<f64>() * 100.0
         };
-        if percentage > 0.0 && score < percentage {
+        if kept(score, percentage) {
             RequestDecision::Sampled { percentage }
         } else {
             RequestDecision::Dropped
@@ -127,7 +127,7 @@ impl ShouldSample for Sampling {
             Some(Decided(percentage)) => Some(percentage),
             None => {
                 let percentage = self.percentage();
-                (percentage > 0.0 && trace_id_score(trace_id) < percentage).then_some(percentage)
+                kept(trace_id_score(trace_id), percentage).then_some(percentage)
             }
         };
         match percentage {
@@ -143,6 +143,11 @@ impl ShouldSample for Sampling {
             },
         }
     }
+}
+
+/// Whether a trace scoring `score` (0 to 100) is kept at `percentage`.
+fn kept(score: f64, percentage: f64) -> bool {
+    percentage > 0.0 && score < percentage
 }
 
 /// The percentage a sampled span was kept at, from its trace's `tracestate`.
