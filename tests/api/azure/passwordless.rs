@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::fake_identity::{FakeIdentity, Mode, claims};
 use crate::helpers::pg_cluster::PgCluster;
-use crate::helpers::process::{AppProcess, add_restaurant, browser};
+use crate::helpers::process::{AppProcess, add_restaurant, browser, get_health};
 use crate::helpers::test_ca::{Leaf, TestCa};
 use crate::helpers::token_ldap::TokenLdap;
 use reqwest::StatusCode;
@@ -142,14 +142,7 @@ async fn steady_traffic_outlives_three_token_lifetimes_with_no_failed_request_or
         "{calls} identity calls in 190 s of 60-second tokens"
     );
     assert_eq!(rig.refused_logins(), 0, "the server refused a login");
-    let health: serde_json::Value = client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_health(&client, &app).await;
     assert_eq!(
         health["tokens"][0]["scope"],
         "https://ossrdbms-aad.database.windows.net/.default"
@@ -227,14 +220,7 @@ async fn an_identity_outage_of_thirty_seconds_is_invisible_while_the_token_is_va
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(failures.is_empty(), "user-visible failures: {failures:?}");
-    let health: serde_json::Value = client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_health(&client, &app).await;
     assert!(
         health["tokens"][0]["last_error"].is_null(),
         "recovered: {health}"

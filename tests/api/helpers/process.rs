@@ -163,6 +163,18 @@ pub async fn get_page(client: &reqwest::Client, app: &AppProcess, path: &str) ->
         .unwrap()
 }
 
+/// What `/health` answers (also when it answers 503: the body is the same JSON).
+pub async fn get_health(client: &reqwest::Client, app: &AppProcess) -> serde_json::Value {
+    client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A client that keeps cookies and does not follow redirects, like a browser posting forms.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::helpers::azure_rig::AzureRig;
 use crate::helpers::fake_identity::{FakeIdentity, claims};
-use crate::helpers::process::{AppProcess, browser};
+use crate::helpers::process::{AppProcess, browser, get_health};
 
 const MONITOR_RESOURCE: &str = "https://monitor.azure.com/";
 
@@ -251,14 +251,7 @@ async fn the_monitor_token_is_refreshed_ahead_of_expiry_like_the_others() {
         0,
         "no upload was made with an expired token"
     );
-    let health: Value = client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = get_health(&client, &app).await;
     let scopes: Vec<&str> = health["tokens"]
         .as_array()
         .unwrap()

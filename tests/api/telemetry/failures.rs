@@ -5,26 +5,14 @@
 use std::time::{Duration, Instant};
 
 use rstest::rstest;
-use serde_json::Value;
 
 use super::fake_ingestion::{FakeIngestion, Mode, kind};
-use super::{EVERY_TRACE, QUICK_EXPORT};
+use super::{EVERY_TRACE, QUICK_EXPORT, exporting_to};
 use crate::helpers::fake_identity::FakeIdentity;
-use crate::helpers::process::AppProcess;
+use crate::helpers::process::{AppProcess, get_health};
 
 const QUEUE: &str = "32";
 const DROPPING_LINE: &str = "telemetry is being dropped";
-
-async fn health(client: &reqwest::Client, app: &AppProcess) -> Value {
-    client
-        .get(app.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 #[rstest]
 #[case::unauthorized(Mode::Refuse(401))]
@@ -38,22 +26,14 @@ async fn with_ingestion_refusing_or_down_pages_are_served_drops_are_counted_and_
     let identity = FakeIdentity::start(Duration::from_secs(3600)).await;
     let ingestion = FakeIngestion::start().await;
     ingestion.set_mode(outage);
-    let connection_string = ingestion.connection_string();
-    let ca = ingestion.ca_file();
-    let mut vars = vec![
-        (
-            "APPLICATIONINSIGHTS_CONNECTION_STRING",
-            connection_string.as_str(),
-        ),
-        ("TELEMETRY_CA_CERT_FILE", ca.as_str()),
-        ("IDENTITY_ENDPOINT", identity.app_service_url.as_str()),
-        ("IDENTITY_HEADER", identity.header_secret()),
-        ("AZURE_CLIENT_ID", identity.client_id()),
+    let settings = exporting_to(&ingestion, &identity);
+    let mut vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
         ("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE),
         ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "8"),
         // The exporter retries 429 and 500 for up to 35 s; the export gives up sooner.
         ("OTEL_BSP_EXPORT_TIMEOUT", "500"),
-    ];
+    ]);
     vars.extend(QUICK_EXPORT);
     vars.extend(EVERY_TRACE);
     let mut app = AppProcess::start(&vars);
@@ -72,7 +52,7 @@ async fn with_ingestion_refusing_or_down_pages_are_served_drops_are_counted_and_
         started.elapsed() < Duration::from_secs(20),
         "pages waited on telemetry"
     );
-    let during = health(&client, &app).await;
+    let during = get_health(&client, &app).await;
     let telemetry = &during["telemetry"];
     assert_eq!(during["status"], "ok", "{during}");
     assert_eq!(telemetry["state"], "dropping", "{during}");
@@ -85,7 +65,7 @@ async fn with_ingestion_refusing_or_down_pages_are_served_drops_are_counted_and_
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         client.get(app.url("/")).send().await.unwrap();
-        let now = health(&client, &app).await;
+        let now = get_health(&client, &app).await;
         let arrived = ingestion.envelopes().iter().any(|e| kind(e) == "Request");
         if now["telemetry"]["state"] == "ok" && arrived {
             break;

@@ -13,6 +13,7 @@ mod sampling;
 use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
+use crate::helpers::fake_identity::FakeIdentity;
 use crate::helpers::process::{AppProcess, add_restaurant, get_page};
 use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
 
@@ -39,6 +40,24 @@ pub const EVERY_TRACE: [(&str, &str); 2] = [
     ("OTEL_TRACES_SAMPLER", "microsoft.fixed_percentage"),
     ("OTEL_TRACES_SAMPLER_ARG", "1.0"),
 ];
+
+/// The settings of an app on App Service exporting to `ingestion` with the token of
+/// `identity`'s managed identity.
+pub fn exporting_to(
+    ingestion: &fake_ingestion::FakeIngestion,
+    identity: &FakeIdentity,
+) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            ingestion.connection_string(),
+        ),
+        ("TELEMETRY_CA_CERT_FILE", ingestion.ca_file()),
+        ("IDENTITY_ENDPOINT", identity.app_service_url.clone()),
+        ("IDENTITY_HEADER", identity.header_secret().to_owned()),
+        ("AZURE_CLIENT_ID", identity.client_id().to_owned()),
+    ]
+}
 
 /// Adds a restaurant, posts a review with a photo, then views the restaurant's page with a
 /// `traceparent`: every kind of work the app does (PostgreSQL, Blob Storage, photo

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::QUICK_EXPORT;
 use super::fake_ingestion::{FakeIngestion, kind, name};
+use super::{QUICK_EXPORT, exporting_to};
 use crate::helpers::fake_identity::FakeIdentity;
 use crate::helpers::process::AppProcess;
 
@@ -19,18 +19,8 @@ async fn by_default_a_burst_sends_a_few_traces_that_stand_for_all_of_it_and_metr
  {
     let identity = FakeIdentity::start(Duration::from_secs(3600)).await;
     let ingestion = FakeIngestion::start().await;
-    let connection_string = ingestion.connection_string();
-    let ca = ingestion.ca_file();
-    let mut vars = vec![
-        (
-            "APPLICATIONINSIGHTS_CONNECTION_STRING",
-            connection_string.as_str(),
-        ),
-        ("TELEMETRY_CA_CERT_FILE", ca.as_str()),
-        ("IDENTITY_ENDPOINT", identity.app_service_url.as_str()),
-        ("IDENTITY_HEADER", identity.header_secret()),
-        ("AZURE_CLIENT_ID", identity.client_id()),
-    ];
+    let settings = exporting_to(&ingestion, &identity);
+    let mut vars: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.extend(QUICK_EXPORT);
     let mut app = AppProcess::start(&vars);
     assert!(app.wait_healthy().await, "{}", app.output());
