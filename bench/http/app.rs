@@ -69,8 +69,13 @@ impl App {
         Self { child, base }
     }
 
+    /// The app's process id (for /proc and profilers).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn memory_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
             .find(|line| line.starts_with(field))

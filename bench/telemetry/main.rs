@@ -13,136 +13,73 @@
 //! profile of the app during each load), `TEST_POSTGRES_URL`
 //! (default postgres://postgres@127.0.0.1:5432/postgres).
 
+// The app as a process and wrk's figures, as the HTTP benchmark has them.
+#[allow(dead_code)]
+#[path = "../http/app.rs"]
+mod app;
 #[allow(dead_code)]
 #[path = "../../tests/api/telemetry/fake_ingestion.rs"]
 mod fake_ingestion;
 mod helpers;
+#[allow(dead_code)]
+#[path = "../http/load.rs"]
+mod load;
 #[path = "../http/proc_stat.rs"]
 mod proc_stat;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use app::{App, Binary};
 use fake_ingestion::FakeIngestion;
 use helpers::fake_identity::FakeIdentity;
+use load::wrk;
 use sqlx::Connection;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_restaurant-review");
-
-struct App {
-    child: Child,
-    base: String,
+/// The build measured: this one, or `RESTAURANT_REVIEW_BINARY`.
+fn binary() -> Binary {
+    match std::env::var("RESTAURANT_REVIEW_BINARY") {
+        Ok(path) => Binary {
+            label: path.clone(),
+            path,
+        },
+        Err(_) => Binary::this_build(),
+    }
 }
 
-impl App {
-    async fn start(env: &[(&str, String)], dir: &std::path::Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let binary = std::env::var("RESTAURANT_REVIEW_BINARY").unwrap_or_else(|_| BINARY.into());
-        let mut command = Command::new(binary);
-        command
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PORT", port.to_string())
-            // The seeding posts more than a person would; the rate limit is not what is measured.
-            .env("RATE_LIMIT_POSTS_PER_MINUTE", "0")
-            .stdout(Stdio::null());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("starting the app");
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = reqwest::get(format!("{base}/health")).await
-                && response.status().is_success()
-            {
-                break;
-            }
-            assert!(child.try_wait().unwrap().is_none(), "the app exited");
-            assert!(started.elapsed() < Duration::from_secs(60), "no start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self { child, base }
-    }
+/// CPU time the app has used (user + system), from /proc: its own cost, apart from the
+/// ingestion stand-in and wrk on the same cores.
+fn app_cpu(app: &App) -> Duration {
+    proc_stat::process_cpu(app.pid())
+}
 
-    /// CPU time the app has used (user + system), from /proc: its own cost, apart from the
-    /// ingestion stand-in and wrk on the same cores.
-    fn cpu(&self) -> Duration {
-        proc_stat::process_cpu(self.child.id())
-    }
+/// Waits for the export queue to drain: it exports every 5 s, or per 512 spans. (Polling
+/// /health until the count settles would not do: each poll is a trace of its own.)
+async fn flush_wait() {
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+}
 
-    /// Waits for the export queue to drain: it exports every 5 s, or per 512 spans. (Polling
-    /// /health until the count settles would not do: each poll is a trace of its own.)
-    async fn flush_wait(&self) {
-        tokio::time::sleep(Duration::from_millis(6500)).await;
-    }
-
-    async fn health(&self) -> serde_json::Value {
-        reqwest::get(format!("{}/health", self.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
+async fn health(app: &App) -> serde_json::Value {
+    reqwest::get(format!("{}/health", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Spans the app has exported so far (its /health), 0 with export off.
 async fn exported_spans(app: &App) -> u64 {
-    app.health().await["telemetry"]["exported"]
+    health(app).await["telemetry"]["exported"]
         .as_u64()
         .unwrap_or(0)
 }
 
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// One load's figures and the app's CPU time per request during it.
 #[derive(Clone, Copy, Default)]
-struct Load {
-    per_second: f64,
-    p99: Duration,
-    /// The app's CPU time per request during the load.
+struct Measured {
+    load: load::Load,
     cpu_per_request: Duration,
-}
-
-fn wrk(url: &str, connections: u32, seconds: u64) -> Load {
-    let output = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s")])
-        .args(["--latency", "--timeout", "10s", url])
-        .output()
-        .expect("wrk (bash scripts/bench.sh installs it)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(!text.contains("Non-2xx"), "{url} answered errors:\n{text}");
-    let mut load = Load::default();
-    for line in text.lines().map(str::trim) {
-        let mut words = line.split_whitespace();
-        match (words.next(), words.next()) {
-            (Some("99%"), Some(v)) => load.p99 = wrk_duration(v),
-            (Some("Requests/sec:"), Some(v)) => load.per_second = v.parse().unwrap(),
-            _ => {}
-        }
-    }
-    load
-}
-
-fn wrk_duration(text: &str) -> Duration {
-    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
-        (n, 1e-6)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1e-3)
-    } else {
-        (text.trim_end_matches('s'), 1.0)
-    };
-    Duration::from_secs_f64(number.parse::<f64>().unwrap() * scale)
 }
 
 /// Restaurants through the form (as a browser would), a few reviews on the one loaded.
@@ -205,7 +142,7 @@ async fn main() {
     let seconds = if smoke { 1 } else { var("BENCH_SECONDS", 10) };
     let rounds = if smoke { 1 } else { var("BENCH_ROUNDS", 2) };
     let connections = var("BENCH_CONNECTIONS", 32) as u32;
-    if Command::new("wrk").arg("--version").output().is_err() {
+    if !load::installed("wrk") {
         println!("telemetry benchmark skipped: wrk is not installed");
         return;
     }
@@ -254,7 +191,7 @@ async fn main() {
         configs.push((format!("on, {ratio}"), sampled));
     }
     let page = {
-        let app = App::start(&off, dir.path()).await;
+        let app = App::start(&binary(), &off, dir.path()).await;
         seed(&app.base).await
     };
 
@@ -266,14 +203,14 @@ async fn main() {
         "route", "export", "req/s", "of off", "p99", "CPU/req", "+CPU/req", "exported"
     );
     for (label, path) in [("GET /", "/".to_owned()), ("GET /{id}/", page.clone())] {
-        let mut best = vec![Load::default(); configs.len()];
+        let mut best = vec![Measured::default(); configs.len()];
         let mut exported = vec![0u64; configs.len()];
         for _ in 0..rounds {
             for (i, (name, env)) in configs.iter().enumerate() {
-                let app = App::start(env, dir.path()).await;
+                let app = App::start(&binary(), env, dir.path()).await;
                 let url = format!("{}{path}", app.base);
                 wrk(&url, connections, 1); // warm-up
-                let cpu_before = app.cpu();
+                let cpu_before = app_cpu(&app);
                 // BENCH_PERF=DIR: a CPU profile of the app (perf record) during each load.
                 let perf = std::env::var("BENCH_PERF").ok().map(|dir| {
                     let file = format!(
@@ -283,47 +220,53 @@ async fn main() {
                     );
                     Command::new("perf")
                         .args(["record", "--call-graph", "dwarf,16384", "-F", "299", "-q"])
-                        .args(["-o", &file, "-p", &app.child.id().to_string()])
+                        .args(["-o", &file, "-p", &app.pid().to_string()])
                         .args(["--", "sleep", &seconds.to_string()])
                         .stderr(Stdio::null())
                         .spawn()
                         .expect("perf")
                 });
                 let exported_before = exported_spans(&app).await;
-                let mut load = wrk(&url, connections, seconds);
+                let load = wrk(&url, connections, seconds);
                 if let Some(mut perf) = perf {
                     let _ = perf.wait();
                 }
                 let requests = load.per_second * seconds as f64;
-                load.cpu_per_request = (app.cpu() - cpu_before).div_f64(requests.max(1.0));
+                let measured = Measured {
+                    load,
+                    cpu_per_request: (app_cpu(&app) - cpu_before).div_f64(requests.max(1.0)),
+                };
                 // A figure that dropped spans would flatter export: measured runs must not
                 // (a smoke run, a debug build for 1 s, only shows that the benchmark works).
                 if i > 0 && !smoke {
-                    app.flush_wait().await;
-                    let health = app.health().await;
+                    flush_wait().await;
+                    let health = health(&app).await;
                     assert_eq!(
                         health["telemetry"]["dropped"], 0,
                         "{name}: spans were dropped: {health}"
                     );
                 }
-                if load.per_second > best[i].per_second {
-                    best[i] = load;
+                if measured.load.per_second > best[i].load.per_second {
+                    best[i] = measured;
                     exported[i] = exported_spans(&app).await - exported_before;
                 }
             }
         }
-        let off_load = best[0];
+        let off = best[0];
         for (i, (name, _)) in configs.iter().enumerate() {
-            let load = best[i];
-            let extra = load.cpu_per_request.as_secs_f64() - off_load.cpu_per_request.as_secs_f64();
+            let Measured {
+                load,
+                cpu_per_request,
+            } = best[i];
+            let extra = cpu_per_request.as_secs_f64() - off.cpu_per_request.as_secs_f64();
             println!(
                 "{:<11} {:<9} {:>9.0} {:>6.0}% {:>6.2} ms {:>7.0} µs {:>7.0} µs {:>10}",
                 if i == 0 { label } else { "" },
                 name,
                 load.per_second,
-                load.per_second / off_load.per_second * 100.0,
+                load.per_second / off.load.per_second * 100.0,
                 load.p99.as_secs_f64() * 1e3,
-                load.cpu_per_request.as_secs_f64() * 1e6,
+                cpu_per_request.as_secs_f64() * 1e6,
                 extra * 1e6,
                 if i == 0 {
                     "-".to_owned()
