@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use cookie::{Cookie, SameSite};
 
+use super::security::cookies_named;
+
 pub const FLASH_COOKIE: &str = "flash";
 /// Long enough for the redirect to be followed on a slow phone, short enough that a message
 /// never turns up on a later visit.
@@ -83,13 +85,7 @@ impl Flash {
 
     /// The message the request's cookie asks for; an unknown code is ignored.
     pub fn from_request(headers: &HeaderMap) -> Option<Self> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(|c| c.name() == FLASH_COOKIE)
+        cookies_named(headers, FLASH_COOKIE)
             .find_map(|c| Self::ALL.into_iter().find(|f| f.code() == c.value()))
     }
 }

@@ -12,16 +12,16 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use cookie::Cookie;
 use serde::Deserialize;
 
 use super::AppState;
 use super::error::AppError;
+use super::security::cookies_named;
 use crate::config::{MODERATOR_ROLE, ModerationSettings};
 use crate::db::{Database, DbError};
 use crate::moderation::{Actor, sign_in};
@@ -109,20 +109,11 @@ fn principal(headers: &HeaderMap) -> Option<Principal> {
     (principal.object_id.is_some() || principal.name.is_some()).then_some(principal)
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
-}
-
 /// The local session's token, if the request carries one.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, SESSION_COOKIE)
+    cookies_named(headers, SESSION_COOKIE)
+        .next()
+        .map(|c| c.value().to_owned())
 }
 
 impl ModeratorAccess {

@@ -130,6 +130,21 @@ pub(super) fn is_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// The request's cookies called `name`, in the order the browser sent them (unreadable
+/// headers and malformed cookies skipped).
+pub(crate) fn cookies_named<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = Cookie<'a>> + 'a {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .filter(move |c| c.name() == name)
+}
+
 /// Makes a [`CsrfToken`] available to handlers, issuing a cookie when the browser has none.
 /// Handlers compare the form's token with it; cross-origin requests were already refused by
 /// [`cross_origin_layer`].
@@ -138,14 +153,8 @@ pub async fn csrf_token(mut request: Request, next: Next) -> Response {
     if is_api(request.uri().path()) {
         return next.run(request).await;
     }
-    let existing = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == CSRF_COOKIE)
+    let existing = cookies_named(request.headers(), CSRF_COOKIE)
+        .next()
         .and_then(|c| CsrfToken::from_cookie(c.value()));
     let issue_cookie = existing.is_none();
     let token = existing.unwrap_or_else(CsrfToken::generate);
