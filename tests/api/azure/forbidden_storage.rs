@@ -2,20 +2,12 @@
 //! as Azure does for an identity without a data role. Azurite has no RBAC, so the doctor's
 //! "missing role" diagnosis is tested against this instead; it serves HTTPS with a certificate
 //! from a test CA, like the Azurite rig.
-
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 
-use crate::helpers::test_ca::TestCa;
+use crate::helpers::test_ca::{TestCa, serve_tls};
 
 pub struct ForbiddenStorage {
     pub port: u16,
@@ -39,33 +31,13 @@ impl ForbiddenStorage {
     pub async fn start() -> Self {
         let ca = TestCa::new("Forbidden Storage Test CA");
         let leaf = ca.leaf(&["127.0.0.1", "localhost"]);
-        let certificates = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = leaf.tls_acceptor();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let router = Router::new().fallback(refuse);
         let server = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (acceptor, router) = (acceptor.clone(), router.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
-                        .await;
-                });
+                serve_tls(&acceptor, stream, &router);
             }
         });
         Self { port, ca, server }

@@ -14,17 +14,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
 use crate::helpers::fake_identity::claims;
-use crate::helpers::test_ca::TestCa;
+use crate::helpers::test_ca::{TestCa, serve_tls};
 
 /// The instrumentation key of the connection string (names the resource; not a credential).
 pub const INSTRUMENTATION_KEY: &str = "11111111-2222-3333-4444-555555555555";
@@ -67,19 +62,7 @@ impl FakeIngestion {
         let ca_dir = tempfile::tempdir().unwrap();
         let ca_file = ca_dir.path().join("ca.pem");
         std::fs::write(&ca_file, &ca.cert_pem).unwrap();
-        let certificates = CertificateDer::pem_slice_iter(leaf.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = leaf.tls_acceptor();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared::default());
@@ -93,15 +76,7 @@ impl FakeIngestion {
                     drop(stream);
                     continue;
                 }
-                let (acceptor, router) = (acceptor.clone(), router.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
-                        .await;
-                });
+                serve_tls(&acceptor, stream, &router);
             }
         });
         Self {
