@@ -7,10 +7,9 @@ use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 use reqwest::StatusCode;
-use reqwest::multipart::Form;
 
-use crate::helpers::process::{AppProcess, add_restaurant, browser, get_page};
-use crate::helpers::{extract_csrf, photo_part};
+use crate::helpers::photo_part;
+use crate::helpers::process::{AppProcess, add_restaurant, browser, get_page, post_review_form};
 
 /// The whole process, budget included, under the bound.
 const PEAK_RSS_BOUND: u64 = 256 * 1024 * 1024;
@@ -61,21 +60,13 @@ async fn post_photo(
     file_name: &str,
     mime: &str,
 ) -> (StatusCode, String) {
-    let page = get_page(client, app, restaurant).await;
-    let token = extract_csrf(&page).unwrap();
-    let form = Form::new()
-        .text("csrfmiddlewaretoken", token)
-        .text("user_name", "Pixel Counter")
-        .text("rating", "4")
-        .text("review_text", "Big picture.")
-        .part("reviewImage", photo_part(&photo, file_name, mime));
-    let id = restaurant.trim_matches('/');
-    let response = client
-        .post(app.url(&format!("/review/{id}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_review_form(client, app, restaurant, |form| {
+        form.text("user_name", "Pixel Counter")
+            .text("rating", "4")
+            .text("review_text", "Big picture.")
+            .part("reviewImage", photo_part(&photo, file_name, mime))
+    })
+    .await;
     let status = response.status();
     (status, response.text().await.unwrap())
 }

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::azurite::Azurite;
 use crate::helpers::fake_identity::FakeIdentity;
-use crate::helpers::process::{AppProcess, add_restaurant, browser, get_page};
-use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
+use crate::helpers::process::{AppProcess, add_restaurant, browser, get_page, post_review_form};
+use crate::helpers::{PHONE_PHOTO, photo_part};
 use reqwest::StatusCode;
-use reqwest::multipart::Form;
 
 const STORAGE_RESOURCE: &str = "https://storage.azure.com";
 
@@ -71,26 +70,21 @@ async fn post_review(
     text: &str,
     photo: bool,
 ) -> (StatusCode, String) {
-    let page = get_page(client, app, restaurant).await;
-    let token = extract_csrf(&page).unwrap();
-    let mut form = Form::new()
-        .text("csrfmiddlewaretoken", token)
-        .text("user_name", "Blob Fan")
-        .text("rating", "5")
-        .text("review_text", text.to_owned());
-    if photo {
-        form = form.part(
-            "reviewImage",
-            photo_part(PHONE_PHOTO, "IMG_0042.JPG", "image/jpeg"),
-        );
-    }
-    let id = restaurant.trim_matches('/');
-    let response = client
-        .post(app.url(&format!("/review/{id}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_review_form(client, app, restaurant, |form| {
+        let form = form
+            .text("user_name", "Blob Fan")
+            .text("rating", "5")
+            .text("review_text", text.to_owned());
+        if photo {
+            form.part(
+                "reviewImage",
+                photo_part(PHONE_PHOTO, "IMG_0042.JPG", "image/jpeg"),
+            )
+        } else {
+            form
+        }
+    })
+    .await;
     let status = response.status();
     (status, response.text().await.unwrap())
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use base64::Engine;
 use reqwest::StatusCode;
-use reqwest::multipart::Form;
 
 use crate::helpers::azure_rig::AzureRig;
-use crate::helpers::process::{AppProcess, BINARY, add_restaurant, browser, get_page};
+use crate::helpers::process::{
+    AppProcess, BINARY, add_restaurant, browser, get_page, post_review_form,
+};
 use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
 
 const MODERATOR: &str = "6f1c1d2e-4e0b-4f55-9d3b-0b2f1c3e4a5b";
@@ -32,22 +33,13 @@ async fn count(rig: &AzureRig, sql: &'static str) -> i64 {
 }
 
 async fn review_with_photo(client: &reqwest::Client, app: &AppProcess, restaurant: &str) {
-    let page = get_page(client, app, restaurant).await;
-    let form = Form::new()
-        .text("csrfmiddlewaretoken", extract_csrf(&page).unwrap())
-        .text("user_name", "Snapper")
-        .text("rating", "3")
-        .part(
+    let response = post_review_form(client, app, restaurant, |form| {
+        form.text("user_name", "Snapper").text("rating", "3").part(
             "reviewImage",
             photo_part(PHONE_PHOTO, "IMG.JPG", "image/jpeg"),
-        );
-    let id = restaurant.trim_matches('/');
-    let response = client
-        .post(app.url(&format!("/review/{id}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        )
+    })
+    .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 

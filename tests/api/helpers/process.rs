@@ -175,6 +175,26 @@ pub async fn get_health(client: &reqwest::Client, app: &AppProcess) -> serde_jso
         .unwrap()
 }
 
+/// Posts the review form of the restaurant at `restaurant` (`/<id>/`) as a browser does: the
+/// page first (for its CSRF token), then the multipart form with the fields `fields` adds.
+pub async fn post_review_form(
+    client: &reqwest::Client,
+    app: &AppProcess,
+    restaurant: &str,
+    fields: impl FnOnce(reqwest::multipart::Form) -> reqwest::multipart::Form,
+) -> reqwest::Response {
+    let page = get_page(client, app, restaurant).await;
+    let token = super::extract_csrf(&page).expect("the review form's CSRF token");
+    let form = fields(reqwest::multipart::Form::new().text("csrfmiddlewaretoken", token));
+    let id = restaurant.trim_matches('/');
+    client
+        .post(app.url(&format!("/review/{id}")))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A client that keeps cookies and does not follow redirects, like a browser posting forms.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::helpers::azure_rig::AzureRig;
 use crate::helpers::fake_identity::{FakeIdentity, claims};
-use crate::helpers::process::{AppProcess, browser, get_health};
+use crate::helpers::process::{AppProcess, browser, get_health, post_review_form};
 
 const MONITOR_RESOURCE: &str = "https://monitor.azure.com/";
 
@@ -107,25 +107,20 @@ async fn a_page_view_arrives_as_requests_and_dependencies_under_one_operation_wi
     // an exception of that request's operation.
     rig.azurite.stop();
     let client = browser();
-    let html = crate::helpers::process::get_page(&client, &app, &page).await;
-    let form = reqwest::multipart::Form::new()
-        .text(
-            "csrfmiddlewaretoken",
-            crate::helpers::extract_csrf(&html).unwrap(),
-        )
-        .text("user_name", TYPED_USER)
-        .text("rating", "2")
-        .text("review_text", TYPED_REVIEW)
-        .part(
-            "reviewImage",
-            crate::helpers::photo_part(crate::helpers::PHONE_PHOTO, "IMG_0043.JPG", "image/jpeg"),
-        );
-    let refused = client
-        .post(app.url(&format!("/review/{}", page.trim_matches('/'))))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let refused = post_review_form(&client, &app, &page, |form| {
+        form.text("user_name", TYPED_USER)
+            .text("rating", "2")
+            .text("review_text", TYPED_REVIEW)
+            .part(
+                "reviewImage",
+                crate::helpers::photo_part(
+                    crate::helpers::PHONE_PHOTO,
+                    "IMG_0043.JPG",
+                    "image/jpeg",
+                ),
+            )
+    })
+    .await;
     assert_eq!(refused.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     let failed = ingestion
         .wait_for("the refused review", |e| {

@@ -11,11 +11,10 @@ mod otlp_collector;
 mod sampling;
 
 use reqwest::StatusCode;
-use reqwest::multipart::Form;
 
 use crate::helpers::fake_identity::FakeIdentity;
-use crate::helpers::process::{AppProcess, add_restaurant, get_page};
-use crate::helpers::{PHONE_PHOTO, extract_csrf, photo_part};
+use crate::helpers::process::{AppProcess, add_restaurant, post_review_form};
+use crate::helpers::{PHONE_PHOTO, photo_part};
 
 /// What a visitor types in these tests: none of it may appear in anything exported.
 pub const TYPED_RESTAURANT: &str = "Sentinel Bistro Qx7";
@@ -72,23 +71,16 @@ pub async fn visit(client: &reqwest::Client, app: &AppProcess) -> String {
         .await
         .unwrap();
     assert_eq!(searched.status(), StatusCode::OK);
-    let html = get_page(client, app, &page).await;
-    let form = Form::new()
-        .text("csrfmiddlewaretoken", extract_csrf(&html).unwrap())
-        .text("user_name", TYPED_USER)
-        .text("rating", "4")
-        .text("review_text", TYPED_REVIEW)
-        .part(
-            "reviewImage",
-            photo_part(PHONE_PHOTO, "IMG_0042.JPG", "image/jpeg"),
-        );
-    let id = page.trim_matches('/');
-    let response = client
-        .post(app.url(&format!("/review/{id}")))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = post_review_form(client, app, &page, |form| {
+        form.text("user_name", TYPED_USER)
+            .text("rating", "4")
+            .text("review_text", TYPED_REVIEW)
+            .part(
+                "reviewImage",
+                photo_part(PHONE_PHOTO, "IMG_0042.JPG", "image/jpeg"),
+            )
+    })
+    .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let response = client
         .get(app.url(&page))
