@@ -4,7 +4,9 @@ use reqwest::StatusCode;
 use rstest::rstest;
 use rstest_reuse::apply;
 
-use super::{act, add_review, browser, log_entries, moderator, report, review_action, totals};
+use super::{
+    act, add_review, browser, log_entries, moderator, page_as, report, review_action, totals,
+};
 use crate::helpers::{Backend, TestApp, both_backends};
 
 #[apply(both_backends)]
@@ -35,14 +37,7 @@ async fn a_report_lands_in_the_queue_and_one_visitor_counts_once(#[case] backend
     let (_, page) = app.get_text(&format!("/{restaurant}/")).await;
     assert!(page.contains(&format!("id=\"review-{review}\"")));
     let moderator = moderator(&app).await;
-    let queue = moderator
-        .get(app.url("/moderate/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let queue = page_as(&app, &moderator, "/moderate/").await;
     let queued = queue.split("id=\"hidden\"").next().unwrap();
     assert!(
         queued.contains(&format!("id=\"moderate-review-{review}\"")),
@@ -185,14 +180,7 @@ async fn delete_leaves_no_row_and_no_photo_and_each_action_writes_one_audit_entr
         "{entries:?}"
     );
     assert_eq!(entries[1].0, "remove photo");
-    let log = moderator
-        .get(app.url("/moderate/log"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = page_as(&app, &moderator, "/moderate/log").await;
     assert!(
         log.contains("delete review")
             && log.contains("remove photo")

@@ -52,16 +52,21 @@ pub async fn moderator(app: &TestApp) -> Client {
     client
 }
 
-/// The page's CSRF token for `client`.
-pub async fn csrf(app: &TestApp, client: &Client, path: &str) -> String {
-    let page = client
+/// The HTML of `path` as `client` (and its cookies) gets it.
+pub async fn page_as(app: &TestApp, client: &Client, path: &str) -> String {
+    client
         .get(app.url(path))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The page's CSRF token for `client`.
+pub async fn csrf(app: &TestApp, client: &Client, path: &str) -> String {
+    let page = page_as(app, client, path).await;
     extract_csrf(&page).unwrap_or_else(|| panic!("{path} has a form: {page}"))
 }
 
